@@ -1,0 +1,1 @@
+"""Colloque: secure messaging between patients and their medical practice."""

@@ -1,0 +1,89 @@
+"""Posting a message in a thread and keeping read state."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from tortoise.transactions import in_transaction
+
+from server.actions import audit
+from server.actions.threads import patient_message_counts
+from server.actions.visibility import may_read_content, thread_audience
+from server.events import Event, publish
+from server.models import Message, MessageKind, ReadState, Role, Thread, ThreadStatus, User
+from server.rules import quotas, thread_states, validation
+from server.rules.refusal import Refusal, Refused
+from server.translatable import N_
+
+CONTENT_HIDDEN = Refusal(
+    "content_hidden", N_("Your practice does not let secretaries read this conversation."), 403
+)
+
+
+async def post_message(author: User, thread: Thread, body: str) -> Message:
+    """Append a message to `thread` under a row lock (gap-free numbering), then announce it."""
+    role = Role(author.role)
+    refusal = validation.check_body(body) or thread_states.check_post(
+        ThreadStatus(thread.status), role
+    )
+    if refusal is None and role is Role.PATIENT:
+        refusal = quotas.check_message_quota(*await patient_message_counts(author.id))
+    if refusal is None and role is not Role.PATIENT and not may_read_content(author, thread):
+        refusal = CONTENT_HIDDEN
+    if refusal is not None:
+        raise Refused(refusal)
+
+    kind = MessageKind.PATIENT if role is Role.PATIENT else MessageKind.STAFF
+    now = datetime.now(UTC)
+    async with in_transaction() as connection:
+        locked = await Thread.select_for_update().using_db(connection).get(id=thread.id)
+        # The status may have changed since the page was loaded: decide on the locked row.
+        late = thread_states.check_post(ThreadStatus(locked.status), role)
+        if late is not None:
+            raise Refused(late)
+        seq = locked.last_seq + 1
+        await (
+            Thread.filter(id=thread.id)
+            .using_db(connection)
+            .update(last_seq=seq, last_message_at=now, updated_at=now)
+        )
+        message = await Message.create(
+            thread_id=thread.id, seq=seq, author=author, kind=kind, body=body, using_db=connection
+        )
+        await _read_up_to(author.id, thread.id, seq, connection)
+        await audit.record(author.id, "message.posted", thread.id, {"seq": seq}, using=connection)
+    thread.last_seq, thread.last_message_at = seq, now
+    await publish(
+        Event(
+            "message.created",
+            thread.id,
+            thread.practice_id,
+            await thread_audience(thread),
+            {"message_id": message.id, "seq": seq},
+        )
+    )
+    return message
+
+
+async def _read_up_to(user_id: int, thread_id: int, seq: int, connection: object) -> None:
+    state, created = await ReadState.get_or_create(
+        user_id=user_id, thread_id=thread_id, defaults={"last_read_seq": seq}, using_db=connection
+    )
+    if not created and state.last_read_seq < seq:
+        await ReadState.filter(id=state.id).using_db(connection).update(last_read_seq=seq)
+
+
+async def mark_read(user: User, thread: Thread) -> None:
+    """Record that `user` has seen `thread` up to its last message (their other tabs follow)."""
+    async with in_transaction() as connection:
+        await _read_up_to(user.id, thread.id, thread.last_seq, connection)
+        await audit.record(user.id, "thread.read", thread.id, using=connection)
+    await publish(
+        Event(
+            "thread.read",
+            thread.id,
+            thread.practice_id,
+            frozenset({user.id}),
+            {"seq": thread.last_seq},
+        )
+    )

@@ -1,0 +1,231 @@
+"""Opening, deciding on, assigning and closing requests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tortoise.transactions import in_transaction
+
+from server.actions import audit
+from server.actions.visibility import thread_audience
+from server.events import Event, publish
+from server.models import (
+    CareRelationship,
+    Category,
+    Message,
+    MessageKind,
+    MessagingSettings,
+    ReadState,
+    Role,
+    Thread,
+    ThreadStatus,
+    User,
+)
+from server.rules import eligibility, quotas, thread_states, validation
+from server.rules.refusal import Refusal, Refused
+from server.translatable import N_
+
+OPEN_STATUSES = (ThreadStatus.PENDING, ThreadStatus.OPEN)
+
+NOT_STAFF_OF_PRACTICE = Refusal("bad_assignee", N_("Choose a member of this practice's team."), 400)
+
+
+def _refuse_if(refusal: Refusal | None) -> None:
+    if refusal is not None:
+        raise Refused(refusal)
+
+
+async def patient_message_counts(patient_id: int) -> tuple[int, int]:
+    """Messages the patient wrote in the last minute and the last 24 hours."""
+    now = datetime.now(UTC)
+    recent = Message.filter(author_id=patient_id, kind=MessageKind.PATIENT)
+    return (
+        await recent.filter(created_at__gte=now - timedelta(minutes=1)).count(),
+        await recent.filter(created_at__gte=now - timedelta(days=1)).count(),
+    )
+
+
+async def availability_for(
+    patient: User, practitioner: User
+) -> tuple[Refusal | None, MessagingSettings | None]:
+    """Whether `patient` may open a request with `practitioner` now, and the latter's settings."""
+    has_consulted = await CareRelationship.exists(
+        patient_id=patient.id, practitioner_id=practitioner.id
+    )
+    settings = await MessagingSettings.get_or_none(practitioner_id=practitioner.id)
+    open_count = await Thread.filter(
+        patient_id=patient.id, practitioner_id=practitioner.id, status__in=OPEN_STATUSES
+    ).count()
+    availability = (
+        eligibility.PractitionerAvailability(
+            messaging_enabled=settings.messaging_enabled,
+            accepting_requests=settings.accepting_requests,
+            max_open_requests_per_patient=settings.max_open_requests_per_patient,
+        )
+        if settings
+        else None
+    )
+    return eligibility.check_can_open_request(has_consulted, availability, open_count), settings
+
+
+async def open_request(
+    patient: User, practitioner_id: int | None, category: str, subject: str, body: str
+) -> Thread:
+    """Create a pending request and its first message, then tell the practice."""
+    parsed_category = validation.parse_category(category)
+    _refuse_if(None if parsed_category else validation.BAD_CATEGORY)
+    _refuse_if(validation.check_subject(subject) or validation.check_body(body))
+    practitioner = (
+        await User.get_or_none(id=practitioner_id, role=Role.PRACTITIONER, is_active=True)
+        if practitioner_id
+        else None
+    )
+    _refuse_if(None if practitioner else eligibility.NOT_CONSULTED)
+    assert practitioner is not None and parsed_category is not None
+    refusal, settings = await availability_for(patient, practitioner)
+    _refuse_if(refusal)
+    _refuse_if(quotas.check_message_quota(*await patient_message_counts(patient.id)))
+    assert settings is not None and practitioner.practice_id is not None
+
+    now = datetime.now(UTC)
+    async with in_transaction() as connection:
+        thread = await Thread.create(
+            practice_id=practitioner.practice_id,
+            patient=patient,
+            practitioner=practitioner,
+            category=parsed_category,
+            subject=subject,
+            last_seq=1,
+            last_message_at=now,
+            using_db=connection,
+        )
+        await Message.create(
+            thread=thread,
+            seq=1,
+            author=patient,
+            kind=MessageKind.PATIENT,
+            body=body,
+            using_db=connection,
+        )
+        if settings.away_message.strip():
+            # The away reply is part of the conversation, so the patient reads it where they
+            # will look for the answer.
+            thread.last_seq = 2
+            await Message.create(
+                thread=thread,
+                seq=2,
+                author=None,
+                kind=MessageKind.SYSTEM,
+                body=settings.away_message,
+                using_db=connection,
+            )
+            await thread.save(update_fields=["last_seq"], using_db=connection)
+        await ReadState.create(
+            user=patient, thread=thread, last_read_seq=thread.last_seq, using_db=connection
+        )
+        await audit.record(
+            patient.id,
+            "thread.opened",
+            thread.id,
+            {"category": parsed_category.value},
+            using=connection,
+        )
+    await publish(
+        Event("thread.created", thread.id, thread.practice_id, await thread_audience(thread))
+    )
+    return thread
+
+
+async def _set_status(
+    actor: User, thread: Thread, status: ThreadStatus, *, reason: str = "", action: str
+) -> Thread:
+    now = datetime.now(UTC)
+    changes: dict[str, object] = {"status": status, "updated_at": now}
+    if status in (ThreadStatus.CLOSED, ThreadStatus.DECLINED):
+        changes["closed_at"] = now
+    if reason:
+        changes["decline_reason"] = reason
+    async with in_transaction() as connection:
+        # Conditional update: two staff deciding at once cannot both succeed.
+        updated = (
+            await Thread.filter(id=thread.id, status=thread.status)
+            .using_db(connection)
+            .update(**changes)
+        )
+        if not updated:
+            raise Refused(thread_states.NOT_PENDING)
+        await audit.record(actor.id, action, thread.id, {"status": status.value}, using=connection)
+    for name, value in changes.items():
+        setattr(thread, name, value)
+    await publish(
+        Event(
+            "thread.status",
+            thread.id,
+            thread.practice_id,
+            await thread_audience(thread),
+            {"status": status.value},
+        )
+    )
+    return thread
+
+
+async def accept(actor: User, thread: Thread) -> Thread:
+    _refuse_if(
+        thread_states.check_decide(
+            ThreadStatus(thread.status), Category(thread.category), Role(actor.role)
+        )
+    )
+    return await _set_status(actor, thread, ThreadStatus.OPEN, action="thread.accepted")
+
+
+async def decline(actor: User, thread: Thread, reason: str) -> Thread:
+    _refuse_if(
+        thread_states.check_decline(
+            ThreadStatus(thread.status), Category(thread.category), Role(actor.role), reason
+        )
+        or (validation.REASON_TOO_LONG if len(reason) > validation.MAX_REASON_CHARS else None)
+    )
+    return await _set_status(
+        actor, thread, ThreadStatus.DECLINED, reason=reason, action="thread.declined"
+    )
+
+
+async def close(actor: User, thread: Thread) -> Thread:
+    _refuse_if(thread_states.check_close(ThreadStatus(thread.status)))
+    return await _set_status(actor, thread, ThreadStatus.CLOSED, action="thread.closed")
+
+
+async def assign(actor: User, thread: Thread, assignee_id: int | None) -> Thread:
+    """Give a thread to a member of the practice's team (or to nobody with None)."""
+    assignee = None
+    if assignee_id is not None:
+        assignee = await User.get_or_none(
+            id=assignee_id,
+            practice_id=thread.practice_id,
+            role__in=(Role.PRACTITIONER, Role.SECRETARY),
+            is_active=True,
+        )
+        _refuse_if(None if assignee else NOT_STAFF_OF_PRACTICE)
+    before = await thread_audience(thread)
+    async with in_transaction() as connection:
+        await (
+            Thread.filter(id=thread.id)
+            .using_db(connection)
+            .update(assignee_id=assignee_id, updated_at=datetime.now(UTC))
+        )
+        await audit.record(
+            actor.id, "thread.assigned", thread.id, {"assignee_id": assignee_id}, using=connection
+        )
+    thread.assignee_id = assignee_id
+    thread.assignee = assignee
+    # Whoever lost sight of the thread by the change hears about it too, to drop it from view.
+    await publish(
+        Event(
+            "thread.assigned",
+            thread.id,
+            thread.practice_id,
+            before | await thread_audience(thread),
+            {"assignee_id": assignee_id},
+        )
+    )
+    return thread

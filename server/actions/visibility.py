@@ -1,0 +1,51 @@
+"""Loading a thread for someone, or answering as if it did not exist."""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+
+from server.models import Role, Thread, User
+from server.rules.access import ThreadParties, Viewer, can_read_content, can_see_thread
+
+
+def viewer_of(user: User) -> Viewer:
+    return Viewer(user_id=user.id, role=Role(user.role), practice_id=user.practice_id)
+
+
+def parties_of(thread: Thread) -> ThreadParties:
+    return ThreadParties(
+        patient_id=thread.patient_id,
+        practitioner_id=thread.practitioner_id,
+        practice_id=thread.practice_id,
+        assignee_id=thread.assignee_id,
+    )
+
+
+async def thread_for(user: User, thread_id: object) -> Thread:
+    """The thread if `user` may see it; 404 otherwise, so its existence is not revealed."""
+    if not isinstance(thread_id, int) or thread_id <= 0 or thread_id > 2**31 - 1:
+        raise HTTPException(404)
+    thread = await Thread.get_or_none(id=thread_id).select_related(
+        "practice", "patient", "practitioner", "assignee"
+    )
+    if thread is None or not can_see_thread(viewer_of(user), parties_of(thread)):
+        raise HTTPException(404)
+    return thread
+
+
+def may_read_content(user: User, thread: Thread) -> bool:
+    return can_read_content(
+        viewer_of(user), parties_of(thread), thread.practice.mask_content_for_secretaries
+    )
+
+
+async def thread_audience(thread: Thread) -> frozenset[int]:
+    """Everyone who may see `thread`: its patient and practitioner and the practice's staff who
+    see every thread (secretaries, administrators)."""
+    staff = await User.filter(
+        practice_id=thread.practice_id, role__in=(Role.SECRETARY, Role.ADMIN), is_active=True
+    ).values_list("id", flat=True)
+    people = {thread.patient_id, thread.practitioner_id, *staff}
+    if thread.assignee_id is not None:
+        people.add(thread.assignee_id)
+    return frozenset(people)

@@ -1,0 +1,97 @@
+"""create_app(): routes, error pages and the lifespan that opens the database and Redis."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import anyio
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from server import db
+from server.settings import WEB_DIR, Settings, load_settings
+from server.translatable import N_
+from server.views import auth, health, patient, staff, threads
+from server.views.rendering import render
+from workers.runner import run_workers
+
+_REASONS = {
+    400: N_("The request is not valid."),
+    401: N_("Please log in."),
+    403: N_("You are not allowed to do this."),
+    404: N_("This page does not exist or is not yours to see."),
+    405: N_("This action is not available here."),
+    413: N_("What you sent is too large."),
+    429: N_("Too many requests. Please wait a moment."),
+}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """An HTML page for people, a short text reason for programs."""
+    assert isinstance(exc, HTTPException)
+    if "text/html" in request.headers.get("accept", ""):
+        message = _REASONS.get(exc.status_code, N_("Something went wrong."))
+        response = render(request, "pages/error.html", {"message": message}, exc.status_code)
+        response.headers.update(exc.headers or {})
+        return response
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+
+
+def _routes() -> list[Route | Mount]:
+    thread = "/threads/{thread_id:int}"
+    return [
+        Route("/", patient.home),
+        Route("/login", auth.login_page, methods=["GET"]),
+        Route("/login", auth.login, methods=["POST"]),
+        Route("/logout", auth.logout, methods=["POST"]),
+        Route("/language", auth.choose_language, methods=["POST"]),
+        Route("/threads/new", patient.new_request, methods=["GET"]),
+        Route("/threads", patient.create_request, methods=["POST"]),
+        Route(thread, threads.show, methods=["GET"]),
+        Route(f"{thread}/messages", threads.post_message, methods=["POST"]),
+        Route(f"{thread}/accept", threads.accept, methods=["POST"]),
+        Route(f"{thread}/decline", threads.decline, methods=["POST"]),
+        Route(f"{thread}/close", threads.close, methods=["POST"]),
+        Route(f"{thread}/assign", threads.assign, methods=["POST"]),
+        Route("/inbox", staff.inbox, methods=["GET"]),
+        Route("/queue", staff.queue, methods=["GET"]),
+        Route("/settings", staff.settings_page, methods=["GET"]),
+        Route("/settings", staff.save_settings, methods=["POST"]),
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static"),
+    ]
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await db.open_database(settings)
+        app.state.redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        try:
+            async with anyio.create_task_group() as workers:
+                if settings.embedded:
+                    # Embedded default: one process runs everything, background work included.
+                    workers.start_soon(run_workers)
+                yield
+                workers.cancel_scope.cancel()
+        finally:
+            if app.state.redis is not None:
+                await app.state.redis.aclose()
+            await db.close_database()
+
+    app = Starlette(
+        routes=_routes(),
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},
+    )
+    app.state.settings = settings
+    app.state.redis = None
+    return app

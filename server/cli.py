@@ -1,0 +1,100 @@
+"""The `colloque` command: serve, worker, migrate, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from server.settings import Settings, SettingsError, load_settings
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    if settings.embedded:
+        # One process owns the embedded database: bring it up to date before serving.
+        asyncio.run(_migrate(settings))
+    uvicorn.run(
+        "server.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port or settings.port,
+        proxy_headers=True,
+        # Without permessage-deflate a live connection costs about a quarter of the memory.
+        ws_per_message_deflate=False,
+        log_level="info",
+    )
+
+
+async def _migrate(settings: Settings) -> None:
+    from server import db
+
+    await db.migrate(settings)
+
+
+async def _worker(settings: Settings) -> None:
+    from server import db
+    from workers.runner import run_workers
+
+    await db.open_database(settings)
+    try:
+        await run_workers()
+    finally:
+        await db.close_database()
+
+
+async def _demo(settings: Settings, patients: int) -> None:
+    from server import db
+    from server.demo import create_demo
+
+    await db.migrate(settings)
+    await db.open_database(settings)
+    try:
+        summary = await create_demo(patients)
+    finally:
+        await db.close_database()
+    print(summary)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="colloque", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="start the web server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=None)
+    commands.add_parser("worker", help="run the background workers against REDIS_URL")
+    commands.add_parser("migrate", help="bring the database schema up to date")
+    demo = commands.add_parser("demo", help="create the demo practice and accounts")
+    demo.add_argument("--patients", type=int, default=0, help="also create N load-test patients")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"colloque: {error}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        _serve(settings, args)
+    elif args.command == "worker":
+        if settings.embedded:
+            print(
+                "colloque: worker needs REDIS_URL (the embedded server runs its own)",
+                file=sys.stderr,
+            )
+            return 2
+        asyncio.run(_worker(settings))
+    elif args.command == "migrate":
+        asyncio.run(_migrate(settings))
+    elif args.command == "demo":
+        if args.patients < 0:
+            print("colloque: --patients must be zero or more", file=sys.stderr)
+            return 2
+        asyncio.run(_demo(settings, args.patients))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Opening, closing and migrating the database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise import Tortoise, connections
+from tortoise.migrations.api import migrate as run_migrations
+
+from server.settings import ROOT, Settings, load_settings
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    """Tortoise's configuration for one database; `server.migrations` holds the schema history."""
+    if database_url.startswith("postgresql://"):
+        database_url = "postgres://" + database_url.removeprefix("postgresql://")
+    return {
+        "connections": {"default": database_url},
+        "apps": {
+            "models": {
+                "models": ["server.models"],
+                "default_connection": "default",
+                "migrations": "server.migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def _ensure_sqlite_folder(database_url: str) -> None:
+    if database_url.startswith("sqlite://") and ":memory:" not in database_url:
+        path = database_url.removeprefix("sqlite://").split("?", 1)[0]
+        (ROOT / path).parent.mkdir(parents=True, exist_ok=True)
+
+
+async def open_database(settings: Settings) -> None:
+    """Open the ORM for the whole process.
+
+    Tortoise 1.x keeps its state in a context variable; request tasks do not inherit the
+    lifespan's context, so the process-wide fallback is what every handler and worker uses.
+    """
+    _ensure_sqlite_folder(settings.database_url)
+    await Tortoise.init(config=tortoise_config(settings.database_url), _enable_global_fallback=True)
+
+
+async def close_database() -> None:
+    await Tortoise.close_connections()
+
+
+async def migrate(settings: Settings) -> None:
+    """Bring the schema up to date; applying it twice changes nothing."""
+    _ensure_sqlite_folder(settings.database_url)
+    try:
+        await run_migrations(config=tortoise_config(settings.database_url))
+    finally:
+        await connections.close_all()
+
+
+async def ping() -> None:
+    """Raise if the database does not answer a trivial query."""
+    await connections.get("default").execute_query("SELECT 1")
+
+
+#: For Tortoise's own command line (`tortoise -c server.db.TORTOISE_ORM makemigrations`).
+TORTOISE_ORM = tortoise_config(load_settings().database_url)

@@ -1,0 +1,105 @@
+"""Login, logout and language choice."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from server.actions import audit
+from server.auth import current_session, guarded, session_cookie_name, set_cookie
+from server.i18n import LOCALES
+from server.models import Role, User
+from server.passwords import hash_password, needs_rehash, verify_password
+from server.rules.validation import clean_text
+from server.sessions import end_session, sign, start_session
+from server.translatable import N_
+from server.views.rendering import LOCALE_COOKIE, render
+
+HOME_OF_ROLE = {
+    Role.PATIENT: "/",
+    Role.PRACTITIONER: "/inbox",
+    Role.SECRETARY: "/queue",
+    Role.ADMIN: "/queue",
+}
+
+# Long enough for any passphrase, short enough that hashing cannot be used to exhaust memory.
+_MAX_PASSWORD_CHARS = 1024
+
+
+@guarded(login=False)
+async def login_page(request: Request) -> Response:
+    session = await current_session(request)
+    if session is not None:
+        return RedirectResponse(HOME_OF_ROLE[Role(session.user.role)], status_code=303)
+    return render(request, "pages/login.html", {"email": ""})
+
+
+@guarded(login=False)
+async def login(request: Request) -> Response:
+    form = await request.form()
+    email = clean_text(form.get("email")).lower()
+    password = form.get("password")
+    if not email or not isinstance(password, str) or not password:
+        return render(
+            request,
+            "pages/login.html",
+            {"email": email, "error": N_("Please enter your email address and your password.")},
+            400,
+        )
+    user = await User.get_or_none(email=email, is_active=True) if len(email) <= 254 else None
+    valid = len(password) <= _MAX_PASSWORD_CHARS and await verify_password(
+        user.password_hash if user else None, password
+    )
+    if user is None or not valid:
+        await audit.record(user.id if user else None, "login.failed")
+        # One message whether the account exists or not: no account enumeration.
+        return render(
+            request,
+            "pages/login.html",
+            {"email": email, "error": N_("Incorrect email address or password.")},
+            401,
+        )
+    if needs_rehash(user.password_hash):
+        user.password_hash = await hash_password(password)
+        await user.save(update_fields=["password_hash"])
+    old = await current_session(request)
+    if old is not None:
+        await end_session(old.key)
+    key = await start_session(user)
+    await audit.record(user.id, "login.succeeded")
+    response = RedirectResponse(HOME_OF_ROLE[Role(user.role)], status_code=303)
+    set_cookie(
+        response,
+        request,
+        session_cookie_name(request),
+        sign(request.app.state.settings.secret_key, key),
+    )
+    return response
+
+
+@guarded()
+async def logout(request: Request) -> Response:
+    session = await current_session(request)
+    assert session is not None
+    await end_session(session.key)
+    await audit.record(session.user.id, "logout")
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(session_cookie_name(request), path="/")
+    return response
+
+
+@guarded(login=False)
+async def choose_language(request: Request) -> Response:
+    form = await request.form()
+    locale = clean_text(form.get("locale"))
+    if locale not in LOCALES:
+        return render(request, "pages/error.html", {"message": N_("Unknown language.")}, 400)
+    session = await current_session(request)
+    if session is not None:
+        await User.filter(id=session.user.id).update(locale=locale)
+    back = clean_text(form.get("next"))
+    # Only a path of this site: an absolute or protocol-relative URL would be an open redirect.
+    target = back if back.startswith("/") and not back.startswith(("//", "/\\")) else "/"
+    response = RedirectResponse(target, status_code=303)
+    set_cookie(response, request, LOCALE_COOKIE, locale)
+    return response

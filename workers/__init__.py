@@ -1,0 +1,1 @@
+"""Background workers: in the web process on the embedded default, `colloque worker` otherwise."""
