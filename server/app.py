@@ -9,12 +9,14 @@ import anyio
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from server import db
+from server.headers import SecurityHeaders
 from server.settings import WEB_DIR, Settings, load_settings
 from server.translatable import N_
 from server.views import auth, health, patient, staff, threads
@@ -90,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=_routes(),
         lifespan=lifespan,
+        middleware=[Middleware(SecurityHeaders, https=settings.production)],
         exception_handlers={HTTPException: _http_error},
     )
     app.state.settings = settings
