@@ -20,7 +20,7 @@ from server.headers import SecurityHeaders
 from server.settings import WEB_DIR, Settings, load_settings
 from server.translatable import N_
 from server.views import auth, health, patient, staff, threads
-from server.views.rendering import render
+from server.views.rendering import is_htmx, render, translate
 from workers.runner import run_workers
 
 _REASONS = {
@@ -32,13 +32,20 @@ _REASONS = {
     413: N_("What you sent is too large."),
     429: N_("Too many requests. Please wait a moment."),
 }
+_UNKNOWN_ERROR = N_("Something went wrong.")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    """An HTML page for people, a short text reason for programs."""
+    """An HTML page for people, a fragment for htmx, a short text reason for programs."""
     assert isinstance(exc, HTTPException)
+    if is_htmx(request):
+        if exc.status_code == 401:
+            # The session ended (timeout, logout elsewhere): send the whole page to the login.
+            return Response(status_code=204, headers={"HX-Redirect": "/login"})
+        message = translate(request, _REASONS.get(exc.status_code, _UNKNOWN_ERROR))
+        return render(request, "partials/form_error.html", {"error": message}, exc.status_code)
     if "text/html" in request.headers.get("accept", ""):
-        message = _REASONS.get(exc.status_code, N_("Something went wrong."))
+        message = _REASONS.get(exc.status_code, _UNKNOWN_ERROR)
         response = render(request, "pages/error.html", {"message": message}, exc.status_code)
         response.headers.update(exc.headers or {})
         return response

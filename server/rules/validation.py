@@ -60,7 +60,9 @@ def parse_category(value: str) -> Category | None:
 
 def parse_int(value: object, low: int, high: int) -> int | None:
     """A whole number within [low, high] from form text, or None."""
-    if not isinstance(value, str) or not value.strip().isdigit():
+    text = value.strip() if isinstance(value, str) else ""
+    # isdigit() alone accepts superscripts and other scripts' digits that int() refuses.
+    if not (text.isascii() and text.isdigit()):
         return None
-    number = int(value.strip())
+    number = int(text)
     return number if low <= number <= high else None
