@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from tortoise.transactions import in_transaction
 
 from server.actions import audit
-from server.actions.threads import patient_message_counts
+from server.actions.threads import lock_patient, patient_message_counts
 from server.actions.visibility import may_read_content, thread_audience
 from server.events import Event, publish
 from server.models import Message, MessageKind, ReadState, Role, Thread, ThreadStatus, User
@@ -26,8 +26,6 @@ async def post_message(author: User, thread: Thread, body: str) -> Message:
     refusal = validation.check_body(body) or thread_states.check_post(
         ThreadStatus(thread.status), role
     )
-    if refusal is None and role is Role.PATIENT:
-        refusal = quotas.check_message_quota(*await patient_message_counts(author.id))
     if refusal is None and role is not Role.PATIENT and not may_read_content(author, thread):
         refusal = CONTENT_HIDDEN
     if refusal is not None:
@@ -36,6 +34,11 @@ async def post_message(author: User, thread: Thread, body: str) -> Message:
     kind = MessageKind.PATIENT if role is Role.PATIENT else MessageKind.STAFF
     now = datetime.now(UTC)
     async with in_transaction() as connection:
+        if role is Role.PATIENT:
+            await lock_patient(author, connection)
+            quota = quotas.check_message_quota(*await patient_message_counts(author.id, connection))
+            if quota is not None:
+                raise Refused(quota)
         locked = await Thread.select_for_update().using_db(connection).get(id=thread.id)
         # The status may have changed since the page was loaded: decide on the locked row.
         late = thread_states.check_post(ThreadStatus(locked.status), role)

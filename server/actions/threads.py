@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from server.actions import audit
@@ -35,27 +36,43 @@ def _refuse_if(refusal: Refusal | None) -> None:
         raise Refused(refusal)
 
 
-async def patient_message_counts(patient_id: int) -> tuple[int, int]:
+async def patient_message_counts(
+    patient_id: int, connection: BaseDBAsyncClient | None = None
+) -> tuple[int, int]:
     """Messages the patient wrote in the last minute and the last 24 hours."""
     now = datetime.now(UTC)
-    recent = Message.filter(author_id=patient_id, kind=MessageKind.PATIENT)
+    recent = Message.filter(author_id=patient_id, kind=MessageKind.PATIENT).using_db(connection)
     return (
         await recent.filter(created_at__gte=now - timedelta(minutes=1)).count(),
         await recent.filter(created_at__gte=now - timedelta(days=1)).count(),
     )
 
 
+async def lock_patient(patient: User, connection: BaseDBAsyncClient) -> None:
+    """Serialise one patient's sending: limits are counted, then written, under this lock, so
+    parallel requests cannot all pass the same count."""
+    await User.select_for_update().using_db(connection).get(id=patient.id)
+
+
 async def availability_for(
-    patient: User, practitioner: User
+    patient: User, practitioner: User, connection: BaseDBAsyncClient | None = None
 ) -> tuple[Refusal | None, MessagingSettings | None]:
     """Whether `patient` may open a request with `practitioner` now, and the latter's settings."""
-    has_consulted = await CareRelationship.exists(
-        patient_id=patient.id, practitioner_id=practitioner.id
+    has_consulted = (
+        await CareRelationship.filter(patient_id=patient.id, practitioner_id=practitioner.id)
+        .using_db(connection)
+        .exists()
     )
-    settings = await MessagingSettings.get_or_none(practitioner_id=practitioner.id)
-    open_count = await Thread.filter(
-        patient_id=patient.id, practitioner_id=practitioner.id, status__in=OPEN_STATUSES
-    ).count()
+    settings = await MessagingSettings.get_or_none(
+        practitioner_id=practitioner.id, using_db=connection
+    )
+    open_count = (
+        await Thread.filter(
+            patient_id=patient.id, practitioner_id=practitioner.id, status__in=OPEN_STATUSES
+        )
+        .using_db(connection)
+        .count()
+    )
     availability = (
         eligibility.PractitionerAvailability(
             messaging_enabled=settings.messaging_enabled,
@@ -82,13 +99,16 @@ async def open_request(
     )
     _refuse_if(None if practitioner else eligibility.NOT_CONSULTED)
     assert practitioner is not None and parsed_category is not None
-    refusal, settings = await availability_for(patient, practitioner)
-    _refuse_if(refusal)
-    _refuse_if(quotas.check_message_quota(*await patient_message_counts(patient.id)))
-    assert settings is not None and practitioner.practice_id is not None
 
     now = datetime.now(UTC)
     async with in_transaction() as connection:
+        await lock_patient(patient, connection)
+        refusal, settings = await availability_for(patient, practitioner, connection)
+        _refuse_if(refusal)
+        _refuse_if(
+            quotas.check_message_quota(*await patient_message_counts(patient.id, connection))
+        )
+        assert settings is not None and practitioner.practice_id is not None
         thread = await Thread.create(
             practice_id=practitioner.practice_id,
             patient=patient,
@@ -191,7 +211,7 @@ async def decline(actor: User, thread: Thread, reason: str) -> Thread:
 
 
 async def close(actor: User, thread: Thread) -> Thread:
-    _refuse_if(thread_states.check_close(ThreadStatus(thread.status)))
+    _refuse_if(thread_states.check_close(ThreadStatus(thread.status), Role(actor.role)))
     return await _set_status(actor, thread, ThreadStatus.CLOSED, action="thread.closed")
 
 

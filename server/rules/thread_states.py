@@ -37,6 +37,8 @@ REASON_REQUIRED = Refusal("reason_required", N_("Please give the patient a reaso
 def check_decide(status: ThreadStatus, category: Category, actor_role: Role) -> Refusal | None:
     """Accept or decline: only a pending request, by its practitioner, or by the practice's
     secretaries when the request is administrative."""
+    if actor_role is Role.PATIENT:
+        return NOT_YOUR_DECISION
     if status is not ThreadStatus.PENDING:
         return NOT_PENDING
     if actor_role is not Role.PRACTITIONER and category is not Category.ADMIN:
@@ -53,7 +55,10 @@ def check_decline(
     )
 
 
-def check_close(status: ThreadStatus) -> Refusal | None:
+def check_close(status: ThreadStatus, actor_role: Role) -> Refusal | None:
+    """Staff close a conversation; a patient who is done simply stops writing."""
+    if actor_role is Role.PATIENT:
+        return NOT_YOUR_DECISION
     if status in (ThreadStatus.CLOSED, ThreadStatus.DECLINED):
         return ALREADY_CLOSED
     return None

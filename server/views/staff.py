@@ -25,16 +25,14 @@ async def inbox(request: Request) -> Response:
     status_filter = request.query_params.get("status", "active")
     if status_filter not in INBOX_FILTERS:
         raise HTTPException(400, "Unknown status filter")
-    context: dict[str, object] = {
-        "rows": await inbox_threads(user, status_filter),
-        "status_filter": status_filter,
-        "filters": INBOX_FILTERS,
-    }
+    context: dict[str, object] = {"status_filter": status_filter, "filters": INBOX_FILTERS}
     selected = request.query_params.get("thread")
     if selected is not None:
         thread = await thread_for(user, parse_int(selected, 1, 2**31 - 1))
+        # Read before listing, so the open thread does not show as unread beside itself.
         await messages.mark_read(user, thread)
         context.update(await thread_context(user, thread))
+    context["rows"] = await inbox_threads(user, status_filter)
     if is_htmx(request) and request.headers.get("hx-target") == "thread-list":
         return render(request, "partials/inbox_rows.html", context)
     return render(request, "pages/inbox.html", context)
