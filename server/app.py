@@ -12,11 +12,14 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from server import db
+from server import db, streams
+from server.broker import broker_for
 from server.headers import SecurityHeaders
+from server.live import sse, ws
+from server.live.hub import Hub
 from server.settings import WEB_DIR, Settings, load_settings
 from server.translatable import N_
 from server.views import auth, health, patient, staff, threads
@@ -52,7 +55,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
 
-def _routes() -> list[Route | Mount]:
+def _routes() -> list[Route | Mount | WebSocketRoute]:
     thread = "/threads/{thread_id:int}"
     return [
         Route("/", patient.home),
@@ -68,6 +71,9 @@ def _routes() -> list[Route | Mount]:
         Route(f"{thread}/decline", threads.decline, methods=["POST"]),
         Route(f"{thread}/close", threads.close, methods=["POST"]),
         Route(f"{thread}/assign", threads.assign, methods=["POST"]),
+        Route(f"{thread}/typing", threads.typing, methods=["POST"]),
+        Route("/events", sse.events, methods=["GET"]),
+        WebSocketRoute("/ws", ws.live_socket),
         Route("/inbox", staff.inbox, methods=["GET"]),
         Route("/queue", staff.queue, methods=["GET"]),
         Route("/settings", staff.settings_page, methods=["GET"]),
@@ -84,14 +90,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await db.open_database(settings)
         app.state.redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        broker = broker_for(settings.redis_url)
+        await broker.connect()
+        streams.use_broker(broker)
+        app.state.hub = Hub(broker)
         try:
-            async with anyio.create_task_group() as workers:
+            async with anyio.create_task_group() as background:
+                background.start_soon(app.state.hub.run)
                 if settings.embedded:
                     # Embedded default: one process runs everything, background work included.
-                    workers.start_soon(run_workers)
+                    background.start_soon(run_workers)
                 yield
-                workers.cancel_scope.cancel()
+                app.state.hub.close_all("shutdown")
+                background.cancel_scope.cancel()
         finally:
+            await broker.disconnect()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             await db.close_database()
@@ -104,4 +117,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.redis = None
+    app.state.hub = None
     return app

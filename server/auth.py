@@ -14,6 +14,7 @@ from starlette.responses import RedirectResponse, Response
 
 from server.models import Role, User
 from server.sessions import ActiveSession, load_session, sign, unsign
+from server.streams import latest_event_id
 
 SESSION_COOKIE = "colloque_session"
 # Binds the CSRF token of visitors who are not logged in yet (the login form).
@@ -73,8 +74,12 @@ def csrf_token(request: Request) -> str:
     binding = _csrf_binding(request)
     if binding is None:
         binding = request.state._state.setdefault("new_visitor", secrets.token_urlsafe(24))
-    secret = request.app.state.settings.secret_key.encode()
-    return hmac.new(secret, f"csrf:{binding}".encode(), hashlib.sha256).hexdigest()
+    return csrf_token_for(request.app.state.settings.secret_key, binding)
+
+
+def csrf_token_for(secret_key: str, binding: str) -> str:
+    """The token bound to a session key (or an anonymous visitor's nonce)."""
+    return hmac.new(secret_key.encode(), f"csrf:{binding}".encode(), hashlib.sha256).hexdigest()
 
 
 def remember_visitor(request: Request, response: Response) -> None:
@@ -123,6 +128,10 @@ def guarded(*roles: Role, login: bool = True) -> Callable[[Handler], Handler]:
                 raise HTTPException(401, "Login required")
             if roles and user.role not in roles:
                 raise HTTPException(404)
+            if request.method == "GET":
+                # Read before the page's data: a live stream resuming from here may repeat a
+                # change the page already shows (fragments are idempotent) but never skips one.
+                request.state.live_cursor = await latest_event_id()
             return await handler(request)
 
         return wrapper

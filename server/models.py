@@ -222,3 +222,37 @@ class Session(Model):
 
     class Meta:
         table = "session"
+
+
+class StreamEvent(Model):
+    """One change, in the order it was committed: what live streams deliver and replay.
+
+    It holds references (message id, new status), never content: fragments are rendered from
+    the current rows when delivered.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    kind = fields.CharField(max_length=40)
+    thread_id = fields.IntField(null=True)
+    practice_id = fields.IntField(null=True)
+    #: Also for every secretary and administrator of the practice, present or future.
+    to_practice_staff = fields.BooleanField(default=False)
+    data = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "stream_event"
+        indexes = (Index(fields=("practice_id", "id")), Index(fields=("created_at",)))
+
+
+class StreamRecipient(Model):
+    """A user named by an event: the index a reconnecting client replays from."""
+
+    id = fields.BigIntField(primary_key=True)
+    event_id = fields.BigIntField()
+    user_id = fields.IntField()
+
+    class Meta:
+        table = "stream_recipient"
+        unique_together = (("user_id", "event_id"),)
+        indexes = (Index(fields=("event_id",)),)

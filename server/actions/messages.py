@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from server import streams
 from server.actions import audit
 from server.actions.threads import lock_patient, patient_message_counts
-from server.actions.visibility import may_read_content, thread_audience
-from server.events import Event, publish
+from server.actions.visibility import may_read_content
 from server.models import Message, MessageKind, ReadState, Role, Thread, ThreadStatus, User
 from server.rules import quotas, thread_states, validation
 from server.rules.refusal import Refusal, Refused
@@ -55,38 +56,49 @@ async def post_message(author: User, thread: Thread, body: str) -> Message:
         )
         await _read_up_to(author.id, thread.id, seq, connection)
         await audit.record(author.id, "message.posted", thread.id, {"seq": seq}, using=connection)
-    thread.last_seq, thread.last_message_at = seq, now
-    await publish(
-        Event(
+        event_id = await streams.record(
+            connection,
             "message.created",
-            thread.id,
-            thread.practice_id,
-            await thread_audience(thread),
-            {"message_id": message.id, "seq": seq},
+            streams.thread_audience(locked),
+            thread_id=thread.id,
+            data={"message_id": message.id, "seq": seq},
         )
-    )
+    thread.last_seq, thread.last_message_at = seq, now
+    await streams.announce(event_id)
     return message
 
 
-async def _read_up_to(user_id: int, thread_id: int, seq: int, connection: object) -> None:
+async def _read_up_to(
+    user_id: int, thread_id: int, seq: int, connection: BaseDBAsyncClient
+) -> bool:
+    """Move the user's read mark forward to `seq`; True if it moved."""
     state, created = await ReadState.get_or_create(
         user_id=user_id, thread_id=thread_id, defaults={"last_read_seq": seq}, using_db=connection
     )
-    if not created and state.last_read_seq < seq:
+    if created:
+        return True
+    if state.last_read_seq < seq:
         await ReadState.filter(id=state.id).using_db(connection).update(last_read_seq=seq)
+        return True
+    return False
 
 
 async def mark_read(user: User, thread: Thread) -> None:
-    """Record that `user` has seen `thread` up to its last message (their other tabs follow)."""
+    """Record that `user` has seen `thread` up to its last message; their other tabs and devices
+    follow through their stream."""
     async with in_transaction() as connection:
-        await _read_up_to(user.id, thread.id, thread.last_seq, connection)
+        advanced = await _read_up_to(user.id, thread.id, thread.last_seq, connection)
         await audit.record(user.id, "thread.read", thread.id, using=connection)
-    await publish(
-        Event(
-            "thread.read",
-            thread.id,
-            thread.practice_id,
-            frozenset({user.id}),
-            {"seq": thread.last_seq},
+        event_id = (
+            await streams.record(
+                connection,
+                "thread.read",
+                streams.Audience(frozenset({user.id})),
+                thread_id=thread.id,
+                data={"seq": thread.last_seq},
+            )
+            if advanced
+            else None
         )
-    )
+    if event_id is not None:
+        await streams.announce(event_id)

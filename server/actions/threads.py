@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from server import streams
 from server.actions import audit
-from server.actions.visibility import thread_audience
-from server.events import Event, publish
 from server.models import (
     CareRelationship,
     Category,
@@ -150,17 +149,26 @@ async def open_request(
             {"category": parsed_category.value},
             using=connection,
         )
-    await publish(
-        Event("thread.created", thread.id, thread.practice_id, await thread_audience(thread))
-    )
+        event_id = await streams.record(
+            connection, "thread.created", streams.thread_audience(thread), thread_id=thread.id
+        )
+    await streams.announce(event_id)
     return thread
 
 
 async def _set_status(
-    actor: User, thread: Thread, status: ThreadStatus, *, reason: str = "", action: str
+    actor: User,
+    thread: Thread,
+    status: ThreadStatus,
+    *,
+    reason: str = "",
+    action: str,
+    holder: User | None = None,
 ) -> Thread:
     now = datetime.now(UTC)
     changes: dict[str, object] = {"status": status, "updated_at": now}
+    if holder is not None and thread.assignee_id is None:
+        changes["assignee_id"] = holder.id
     if status in (ThreadStatus.CLOSED, ThreadStatus.DECLINED):
         changes["closed_at"] = now
     if reason:
@@ -175,17 +183,18 @@ async def _set_status(
         if not updated:
             raise Refused(thread_states.NOT_PENDING)
         await audit.record(actor.id, action, thread.id, {"status": status.value}, using=connection)
+        event_id = await streams.record(
+            connection,
+            "thread.status",
+            streams.thread_audience(thread, holder.id if holder else None),
+            thread_id=thread.id,
+            data={"status": status.value},
+        )
     for name, value in changes.items():
         setattr(thread, name, value)
-    await publish(
-        Event(
-            "thread.status",
-            thread.id,
-            thread.practice_id,
-            await thread_audience(thread),
-            {"status": status.value},
-        )
-    )
+    if "assignee_id" in changes:
+        thread.assignee = holder
+    await streams.announce(event_id)
     return thread
 
 
@@ -195,7 +204,10 @@ async def accept(actor: User, thread: Thread) -> Thread:
             ThreadStatus(thread.status), Category(thread.category), Role(actor.role)
         )
     )
-    return await _set_status(actor, thread, ThreadStatus.OPEN, action="thread.accepted")
+    # Whoever accepts holds the request: it leaves the practice's waiting queue.
+    return await _set_status(
+        actor, thread, ThreadStatus.OPEN, action="thread.accepted", holder=actor
+    )
 
 
 async def decline(actor: User, thread: Thread, reason: str) -> Thread:
@@ -226,7 +238,7 @@ async def assign(actor: User, thread: Thread, assignee_id: int | None) -> Thread
             is_active=True,
         )
         _refuse_if(None if assignee else NOT_STAFF_OF_PRACTICE)
-    before = await thread_audience(thread)
+    previous = thread.assignee_id
     async with in_transaction() as connection:
         await (
             Thread.filter(id=thread.id)
@@ -236,16 +248,15 @@ async def assign(actor: User, thread: Thread, assignee_id: int | None) -> Thread
         await audit.record(
             actor.id, "thread.assigned", thread.id, {"assignee_id": assignee_id}, using=connection
         )
-    thread.assignee_id = assignee_id
-    thread.assignee = assignee
-    # Whoever lost sight of the thread by the change hears about it too, to drop it from view.
-    await publish(
-        Event(
+        thread.assignee_id = assignee_id
+        # Whoever lost sight of the thread by the change hears about it too, to drop it.
+        event_id = await streams.record(
+            connection,
             "thread.assigned",
-            thread.id,
-            thread.practice_id,
-            before | await thread_audience(thread),
-            {"assignee_id": assignee_id},
+            streams.thread_audience(thread, previous),
+            thread_id=thread.id,
+            data={"assignee_id": assignee_id},
         )
-    )
+    thread.assignee = assignee
+    await streams.announce(event_id)
     return thread

@@ -37,15 +37,3 @@ def may_read_content(user: User, thread: Thread) -> bool:
     return can_read_content(
         viewer_of(user), parties_of(thread), thread.practice.mask_content_for_secretaries
     )
-
-
-async def thread_audience(thread: Thread) -> frozenset[int]:
-    """Everyone who may see `thread`: its patient and practitioner and the practice's staff who
-    see every thread (secretaries, administrators)."""
-    staff = await User.filter(
-        practice_id=thread.practice_id, role__in=(Role.SECRETARY, Role.ADMIN), is_active=True
-    ).values_list("id", flat=True)
-    people = {thread.patient_id, thread.practitioner_id, *staff}
-    if thread.assignee_id is not None:
-        people.add(thread.assignee_id)
-    return frozenset(people)

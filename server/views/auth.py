@@ -12,6 +12,7 @@ from server.models import Role, User
 from server.passwords import hash_password, needs_rehash, verify_password
 from server.rules.validation import clean_text
 from server.sessions import end_session, sign, start_session
+from server.streams import announce_session_end
 from server.translatable import N_
 from server.views.rendering import LOCALE_COOKIE, render
 
@@ -83,6 +84,7 @@ async def logout(request: Request) -> Response:
     assert session is not None
     await end_session(session.key)
     await audit.record(session.user.id, "logout")
+    await announce_session_end(session.session_id)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(session_cookie_name(request), path="/")
     return response

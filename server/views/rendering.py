@@ -7,7 +7,7 @@ from functools import cache
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse
 
 from server.auth import csrf_token, remember_visitor
@@ -68,7 +68,7 @@ def environment(locale: str) -> Environment:
     return env
 
 
-def request_locale(request: Request) -> str:
+def request_locale(request: HTTPConnection) -> str:
     session = request.state._state.get("session")
     user_locale = session.user.locale if session else None
     return pick_locale(user_locale, request.cookies.get(LOCALE_COOKIE))
@@ -89,6 +89,7 @@ def render(
         request=request,
         user=session.user if session else None,
         csrf_token=csrf_token(request),
+        live_cursor=request.state._state.get("live_cursor"),
         **(context or {}),
     )
     response = HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from server import streams
 from server.actions import messages, threads
 from server.actions.visibility import may_read_content, thread_for
 from server.auth import current_user, guarded
@@ -133,3 +134,11 @@ async def close(request: Request) -> Response:
 @guarded(Role.SECRETARY, Role.ADMIN, Role.PRACTITIONER)
 async def assign(request: Request) -> Response:
     return await _decide(request, "assign")
+
+
+@guarded(*EVERYONE)
+async def typing(request: Request) -> Response:
+    """The patient is writing: staff who see the thread are told, nothing is stored."""
+    user, thread = await _caller_and_thread(request)
+    await streams.announce_typing(thread, user)
+    return Response(status_code=204)

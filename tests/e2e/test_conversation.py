@@ -59,7 +59,7 @@ def test_patient_writes_practitioner_accepts_and_answers(login: Callable[..., Pa
     expect(alice).to_have_url(re.compile(r"/threads/\d+$"))
     thread_id = alice.url.rsplit("/", 1)[1]
     expect(alice.locator("#thread-title")).to_have_text(subject)
-    expect(alice.locator("#messages [data-message-id]", has_text=body)).to_be_visible()
+    expect(alice.locator(".messages [data-message-id]", has_text=body)).to_be_visible()
     expect_emergency_notice(alice)
     assert scroll_width(alice) <= 360
 
@@ -83,19 +83,19 @@ def test_patient_writes_practitioner_accepts_and_answers(login: Callable[..., Pa
     expect(box).to_be_visible()
     box.fill(answer)
     martin.locator("#thread form.message-form button[type='submit']").click()
-    sent = martin.locator("#messages [data-message-id]", has_text=answer)
+    sent = martin.locator(".messages [data-message-id]", has_text=answer)
     expect(sent).to_be_visible()
     expect(sent.locator("b")).to_have_count(0)  # shown as text, not markup
     expect(box).to_have_value("")
     assert martin.evaluate("() => window.__e2eSamePage === true"), "the page was reloaded"
     screenshot(martin, "conversation inbox 360")
-    expect(martin.locator("#messages [data-message-id]", has_text=answer)).to_have_count(1)
+    expect(martin.locator(".messages [data-message-id]", has_text=answer)).to_have_count(1)
 
     # Alice reloads her thread and reads the answer.
     alice.reload()
-    expect(alice.locator("#messages [data-message-id]", has_text=answer)).to_be_visible()
-    expect(alice.locator("#messages [data-message-id]", has_text=body)).to_be_visible()
-    assert alice.locator("#messages [data-message-id]").count() == 2
+    expect(alice.locator(".messages [data-message-id]", has_text=answer)).to_be_visible()
+    expect(alice.locator(".messages [data-message-id]", has_text=body)).to_be_visible()
+    assert alice.locator(".messages [data-message-id]").count() == 2
     assert scroll_width(alice) <= 360
     screenshot(alice, "conversation patient thread 360")
 

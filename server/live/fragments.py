@@ -1,0 +1,178 @@
+"""Turning an event into the HTML fragment each viewer receives.
+
+A fragment is a set of out-of-band swaps. Parts shared by many viewers (the message itself,
+the queue row) are rendered once per event and variant; parts about one user's own state
+(their unread count) once per user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from server.actions.visibility import may_read_content
+from server.live.connection import CSRF_PLACEHOLDER, LiveConnection
+from server.models import Message, ReadState, Role, StreamEvent, Thread, ThreadStatus, User
+from server.queries import ThreadRow, practice_team
+from server.rules.access import is_staff
+from server.streams import STAFF_WIDE_ROLES
+from server.views.rendering import environment
+
+
+def cursor(event_id: int) -> str:
+    """Every fragment moves the page's cursor, which is where it resumes after a reconnect."""
+    return f'<span id="live-cursor" hx-swap-oob="true" data-after="{event_id}" hidden></span>'
+
+
+def reset(event_id: int) -> str:
+    """Too much was missed to replay: the page reloads its parts from the database."""
+    return cursor(event_id) + '<span id="live-reset" hx-swap-oob="true" data-reload hidden></span>'
+
+
+def in_queue(thread: Thread) -> bool:
+    return thread.status == ThreadStatus.PENDING or (
+        thread.status == ThreadStatus.OPEN and thread.assignee_id is None
+    )
+
+
+class EventRenderer:
+    """Renders one event for every viewer that receives it, reusing shared parts."""
+
+    def __init__(self, event: StreamEvent) -> None:
+        self.event = event
+        self._loaded = False
+        self.thread: Thread | None = None
+        self.message: Message | None = None
+        self._parts: dict[tuple[object, ...], str] = {}
+        self._team: list[User] | None = None
+
+    async def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        if self.event.thread_id is not None:
+            self.thread = await Thread.get_or_none(id=self.event.thread_id).select_related(
+                "practice", "patient", "practitioner", "assignee"
+            )
+        message_id = self.event.data.get("message_id")
+        if message_id is not None:
+            self.message = await Message.get_or_none(id=message_id).select_related("author")
+
+    async def _part(self, key: tuple[object, ...], make: Callable[[], Awaitable[str]]) -> str:
+        if key not in self._parts:
+            self._parts[key] = await make()
+        return self._parts[key]
+
+    def _render(self, locale: str, template: str, **context: object) -> str:
+        return environment(locale).get_template(template).render(**context)
+
+    async def for_connection(self, connection: LiveConnection) -> str:
+        await self._load()
+        thread = self.thread
+        if thread is None:
+            return cursor(self.event.id)
+        user, locale = connection.user, connection.locale
+        named = user.id in (thread.patient_id, thread.practitioner_id, thread.assignee_id)
+        kind = self.event.kind
+        parts: list[str] = []
+        if kind == "message.created" and self.message is not None:
+            visible = may_read_content(user, thread)
+            parts.append(
+                await self._part(
+                    ("message", locale, visible), lambda: self._message(locale, visible)
+                )
+            )
+        if kind in ("thread.status", "thread.assigned"):
+            parts.append(
+                await self._part(
+                    ("header", locale, is_staff(Role(user.role))), lambda: self._header(connection)
+                )
+            )
+            parts.append(
+                await self._part(
+                    ("controls", locale, user.role, may_read_content(user, thread)),
+                    lambda: self._controls(connection),
+                )
+            )
+        if named:
+            parts.append(await self._part(("row", user.id), lambda: self._row(connection)))
+        if user.role in STAFF_WIDE_ROLES and kind != "message.created":
+            parts.append(await self._part(("queue", locale), lambda: self._queue_row(connection)))
+        parts.append(cursor(self.event.id))
+        return "".join(parts)
+
+    async def _message(self, locale: str, visible: bool) -> str:
+        assert self.thread is not None and self.message is not None
+        html = self._render(
+            locale,
+            "partials/message.html",
+            message=self.message,
+            thread=self.thread,
+            content_visible=visible,
+        )
+        return f'<div hx-swap-oob="beforeend:#messages-{self.thread.id}">{html}</div>'
+
+    async def _team_members(self) -> list[User]:
+        if self._team is None:
+            assert self.thread is not None
+            self._team = await practice_team(self.thread.practice_id)
+        return self._team
+
+    async def _header(self, connection: LiveConnection) -> str:
+        assert self.thread is not None
+        return self._render(
+            connection.locale,
+            "partials/thread_header.html",
+            thread=self.thread,
+            is_staff=is_staff(Role(connection.user.role)),
+            oob=True,
+        )
+
+    async def _controls(self, connection: LiveConnection) -> str:
+        assert self.thread is not None
+        staff = is_staff(Role(connection.user.role))
+        return self._render(
+            connection.locale,
+            "partials/thread_controls.html",
+            thread=self.thread,
+            user=connection.user,
+            is_staff=staff,
+            content_visible=may_read_content(connection.user, self.thread),
+            team=await self._team_members() if staff else [],
+            csrf_token=CSRF_PLACEHOLDER,
+            oob=True,
+        )
+
+    async def _row(self, connection: LiveConnection) -> str:
+        """The user's own list row, moved to the top: delete, then insert at the start."""
+        thread = self.thread
+        assert thread is not None
+        state = await ReadState.get_or_none(user_id=connection.user.id, thread_id=thread.id)
+        unread = max(0, thread.last_seq - (state.last_read_seq if state else 0))
+        row = ThreadRow(thread, unread, datetime.now(UTC) - thread.created_at)
+        template = (
+            "partials/patient_thread_row.html"
+            if connection.user.role == Role.PATIENT
+            else "partials/inbox_row.html"
+        )
+        html = self._render(connection.locale, template, row=row, status_filter="active")
+        return (
+            f'<li id="thread-row-{thread.id}" hx-swap-oob="delete"></li>'
+            f'<div hx-swap-oob="afterbegin:#thread-list">{html}</div>'
+        )
+
+    async def _queue_row(self, connection: LiveConnection) -> str:
+        thread = self.thread
+        assert thread is not None
+        removal = f'<li id="queue-row-{thread.id}" hx-swap-oob="delete"></li>'
+        if not in_queue(thread):
+            return removal
+        row = ThreadRow(thread, 0, datetime.now(UTC) - thread.created_at)
+        html = self._render(
+            connection.locale,
+            "partials/queue_row.html",
+            row=row,
+            team=await self._team_members(),
+            csrf_token=CSRF_PLACEHOLDER,
+        )
+        return removal + f'<div hx-swap-oob="beforeend:#queue-list">{html}</div>'

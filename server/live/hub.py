@@ -1,0 +1,159 @@
+"""The process's hub: reads committed events in order and hands each open stream its fragment."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+
+from server.broker import Broker, Resync
+from server.live.connection import LiveConnection, Outgoing
+from server.live.fragments import EventRenderer, reset
+from server.models import StreamEvent
+from server.streams import STAFF_WIDE_ROLES, events_after, latest_event_id, replay_for
+from server.views.rendering import environment
+
+log = logging.getLogger("colloque.live")
+
+# The broker rings on every commit; this poll is the safety net for a bell that never rang
+# (a process that died between commit and publish, a publish that timed out).
+POLL_SECONDS = 2.0
+_BATCH = 500
+
+
+class Hub:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.last_id = 0
+        self._by_user: dict[int, set[LiveConnection]] = defaultdict(set)
+        self._staff_by_practice: dict[int, set[LiveConnection]] = defaultdict(set)
+        self._by_session: dict[int, set[LiveConnection]] = defaultdict(set)
+        self._wake = anyio.Event()
+
+    @property
+    def connections(self) -> int:
+        return sum(len(c) for c in self._by_session.values())
+
+    async def run(self) -> None:
+        """Follow the log until cancelled: woken by the broker, or by the poll at the latest."""
+        self.last_id = await latest_event_id()
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self._listen)
+            while True:
+                with anyio.move_on_after(POLL_SECONDS):
+                    await self._wake.wait()
+                self._wake = anyio.Event()
+                try:
+                    await self._drain()
+                except Exception:
+                    # The database may be briefly unreachable; the next wake or poll retries
+                    # from the same id, so nothing is skipped.
+                    log.exception("live fan-out failed; retrying")
+
+    async def _listen(self) -> None:
+        async for item in self.broker.listen():
+            if isinstance(item, Resync):
+                self._wake.set()
+                continue
+            try:
+                note = json.loads(item)
+            except ValueError:
+                continue
+            if "event" in note:
+                if int(note["event"]) > self.last_id:
+                    self._wake.set()
+            elif "session_ended" in note:
+                for connection in list(self._by_session.get(int(note["session_ended"]), ())):
+                    connection.close("logout")
+            elif "typing" in note:
+                self._typing(note["typing"])
+
+    async def _drain(self) -> None:
+        while True:
+            batch = await events_after(self.last_id, _BATCH)
+            for event, recipients in batch:
+                await self._dispatch(event, recipients)
+                self.last_id = event.id
+            if len(batch) < _BATCH:
+                return
+
+    def _targets(self, event: StreamEvent, recipients: frozenset[int]) -> set[LiveConnection]:
+        targets: set[LiveConnection] = set()
+        for user_id in recipients:
+            targets.update(self._by_user.get(user_id, ()))
+        if event.to_practice_staff and event.practice_id is not None:
+            targets.update(self._staff_by_practice.get(event.practice_id, ()))
+        return targets
+
+    async def _dispatch(self, event: StreamEvent, recipients: frozenset[int]) -> None:
+        targets = self._targets(event, recipients)
+        if not targets:
+            return
+        renderer = EventRenderer(event)
+        for connection in targets:
+            connection.offer(Outgoing(event.id, await renderer.for_connection(connection)))
+
+    def _typing(self, typing: dict[str, object]) -> None:
+        thread_id = int(str(typing["thread_id"]))
+        targets: set[LiveConnection] = set()
+        for user_id in typing.get("user_ids", []):  # type: ignore[union-attr]
+            targets.update(self._by_user.get(int(user_id), ()))
+        targets.update(self._staff_by_practice.get(int(str(typing["practice_id"])), ()))
+        for connection in targets:
+            if connection.user.role == "patient":
+                continue
+            html = (
+                environment(connection.locale)
+                .get_template("partials/typing.html")
+                .render(thread_id=thread_id, name=typing["name"])
+            )
+            connection.offer(Outgoing(None, html))
+
+    @asynccontextmanager
+    async def connected(self, connection: LiveConnection, after: int) -> AsyncIterator[None]:
+        """Register `connection`, replay what it missed after `after`, then keep it live."""
+        connection.last_id = after
+        self._register(connection)
+        try:
+            events = await replay_for(connection.user, after)
+            if events is None:
+                latest = max(await latest_event_id(), after)
+                connection.replayed([Outgoing(latest, reset(latest))])
+            else:
+                items = []
+                for event in events:
+                    renderer = EventRenderer(event)
+                    items.append(Outgoing(event.id, await renderer.for_connection(connection)))
+                connection.replayed(items)
+            yield
+        finally:
+            self._unregister(connection)
+
+    def _register(self, connection: LiveConnection) -> None:
+        user = connection.user
+        self._by_user[user.id].add(connection)
+        self._by_session[connection.session_id].add(connection)
+        if user.role in STAFF_WIDE_ROLES and user.practice_id is not None:
+            self._staff_by_practice[user.practice_id].add(connection)
+
+    def _unregister(self, connection: LiveConnection) -> None:
+        user = connection.user
+        for index, key in (
+            (self._by_user, user.id),
+            (self._by_session, connection.session_id),
+            (self._staff_by_practice, user.practice_id),
+        ):
+            members = index.get(key) if key is not None else None
+            if members is not None:
+                members.discard(connection)
+                if not members:
+                    del index[key]
+
+    def close_all(self, reason: str) -> None:
+        for members in list(self._by_session.values()):
+            for connection in list(members):
+                connection.close(reason)
