@@ -23,8 +23,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         port=args.port or settings.port,
         proxy_headers=True,
         # Without permessage-deflate a live connection costs about a quarter of the memory.
+        ws=args.ws,
         ws_per_message_deflate=False,
+        # Inbound frames are small JSON commands; a large frame is an attack, not a message.
+        ws_max_size=64 * 1024,
         log_level="info",
+        access_log=not args.no_access_log,
     )
 
 
@@ -35,13 +39,19 @@ async def _migrate(settings: Settings) -> None:
 
 
 async def _worker(settings: Settings) -> None:
-    from server import db
+    from server import db, streams
+    from server.broker import broker_for
     from workers.runner import run_workers
 
     await db.open_database(settings)
+    broker = broker_for(settings.redis_url)
+    await broker.connect()
+    # Changes made by jobs reach the web processes' live streams through the same broker.
+    streams.use_broker(broker)
     try:
         await run_workers()
     finally:
+        await broker.disconnect()
         await db.close_database()
 
 
@@ -64,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="start the web server")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=None)
+    serve.add_argument(
+        "--ws",
+        default="websockets-sansio",
+        choices=("websockets-sansio", "websockets", "wsproto"),
+        help="WebSocket implementation (memory per connection: see bench/RESULTS.md)",
+    )
+    serve.add_argument("--no-access-log", action="store_true", help="do not log each request")
     commands.add_parser("worker", help="run the background workers against REDIS_URL")
     commands.add_parser("migrate", help="bring the database schema up to date")
     demo = commands.add_parser("demo", help="create the demo practice and accounts")

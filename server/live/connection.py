@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 from server.models import User
 
-# Fragments waiting to be written to one client. A client that lets this many pile up is too
-# slow: it is disconnected and catches up from the database when it reconnects, instead of
-# holding memory or slowing the other clients down.
-SEND_BUFFER = 256
+# Fragments waiting to be written to one client (a few KiB each). A client that lets this many
+# pile up is too slow: it is disconnected and catches up from the database when it reconnects,
+# instead of holding memory or slowing the other clients down.
+SEND_BUFFER = 64
 
 # Stand-in for the CSRF token in fragments rendered once for many connections; each connection
 # puts its own session's token in its copy.
