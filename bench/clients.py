@@ -35,7 +35,10 @@ class Tally:
             self.cursor = max(self.cursor, int(match.group(1)))
 
 
-async def login(base: str, email: str, password: str = "colloque-demo") -> httpx.AsyncClient:
+DEMO_PASSWORD = "colloque-demo"  # noqa: S105 - the published demo password
+
+
+async def login(base: str, email: str, password: str = DEMO_PASSWORD) -> httpx.AsyncClient:
     """A logged-in HTTP client with its CSRF token in `client.headers`."""
     client = httpx.AsyncClient(base_url=base, timeout=30)
     page = await client.get("/login")

@@ -14,7 +14,6 @@ import os
 import platform
 import re
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from clients import Tally, cookie_header, login, sse_reader, ws_reader  # noqa: E402
+from clients import Tally, cookie_header, login, sse_reader, ws_reader
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
@@ -45,7 +44,8 @@ def free_port() -> int:
 def psql(sql: str) -> None:
     subprocess.run(
         ["psql", "-q", "-h", HOST, "-U", "postgres", "-d", "postgres", "-c", sql],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
 
 
@@ -70,8 +70,17 @@ def services(logs: Path) -> Iterator[dict[str, str]]:
     psql(f"CREATE DATABASE {DATABASE}")
     redis_port = free_port()
     redis = subprocess.Popen(
-        ["redis-server", "--port", str(redis_port), "--bind", HOST, "--save", "",
-         "--appendonly", "no"],
+        [
+            "redis-server",
+            "--port",
+            str(redis_port),
+            "--bind",
+            HOST,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         stdout=subprocess.DEVNULL,
     )
     env = {
@@ -89,16 +98,32 @@ def services(logs: Path) -> Iterator[dict[str, str]]:
 
 
 @contextmanager
-def servers(env: dict[str, str], count: int, logs: Path, ws: str = "websockets-sansio") -> Iterator[Stack]:
+def servers(
+    env: dict[str, str], count: int, logs: Path, ws: str = "websockets-sansio"
+) -> Iterator[Stack]:
     ports = [free_port() for _ in range(count)]
     processes = []
     for port in ports:
         log = (logs / f"server-{port}.log").open("wb")
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-m", "server.cli", "serve", "--host", HOST, "--port", str(port),
-                 "--ws", ws, "--no-access-log"],
-                env=env, cwd=ROOT, stdout=log, stderr=log,
+                [
+                    sys.executable,
+                    "-m",
+                    "server.cli",
+                    "serve",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(port),
+                    "--ws",
+                    ws,
+                    "--no-access-log",
+                ],
+                env=env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
             )
         )
     try:
@@ -139,14 +164,22 @@ async def open_threads(stack: Stack, patients: int) -> tuple[list[int], list[htt
     """Each of `patients` load-test patients opens a request that Dr Martin accepts."""
     martin = await login(base(stack.ports[0]), MARTIN)
     clients = await asyncio.gather(
-        *(login(base(stack.ports[n % 2]), f"patient-{n + 1:04d}@demo.colloque.test")
-          for n in range(patients))
+        *(
+            login(base(stack.ports[n % 2]), f"patient-{n + 1:04d}@demo.colloque.test")
+            for n in range(patients)
+        )
     )
     thread_ids = []
     for n, client in enumerate(clients):
-        answer = await client.post("/threads", data={
-            "practitioner_id": await practitioner_id(client), "category": "question",
-            "subject": f"Bench {n}", "body": "Bonjour docteur"})
+        answer = await client.post(
+            "/threads",
+            data={
+                "practitioner_id": await practitioner_id(client),
+                "category": "question",
+                "subject": f"Bench {n}",
+                "body": "Bonjour docteur",
+            },
+        )
         assert answer.status_code == 303, answer.text[:300]
         thread_id = int(answer.headers["location"].rsplit("/", 1)[1])
         accepted = await martin.post(f"/threads/{thread_id}/accept")
@@ -201,11 +234,16 @@ def summarise(sent: list[Sent], audiences: dict[int, list[Tally]]) -> dict[str, 
     ok = [m for m in sent if m.ok]
     span = (max(m.at for m in ok) - min(m.at for m in ok)) if len(ok) > 1 else 1.0
     return {
-        "messages": len(ok), "refused": len(sent) - len(ok), "deliveries": received,
-        "expected": expected, "lost": expected - received,
+        "messages": len(ok),
+        "refused": len(sent) - len(ok),
+        "deliveries": received,
+        "expected": expected,
+        "lost": expected - received,
         "duplicated": duplicates,
-        "p50": percentile(latencies, 0.50), "p95": percentile(latencies, 0.95),
-        "p99": percentile(latencies, 0.99), "max": max(latencies, default=float("nan")),
+        "p50": percentile(latencies, 0.50),
+        "p95": percentile(latencies, 0.95),
+        "p99": percentile(latencies, 0.99),
+        "max": max(latencies, default=float("nan")),
         "deliveries_per_s": received / span if span else float("nan"),
         "messages_per_s": len(ok) / span if span else float("nan"),
     }
@@ -222,7 +260,9 @@ async def fanout(stack: Stack, seconds: float, rate: float) -> dict[str, float]:
         tallies = [Tally() for _ in range(10 if n >= 10 else 9)]
         audiences[thread_id] = tallies
         for k, tally in enumerate(tallies):
-            readers.append(sse_reader(HOST, stack.ports[(n + k) % 2], cookie_header(client), tally, stop))
+            readers.append(
+                sse_reader(HOST, stack.ports[(n + k) % 2], cookie_header(client), tally, stop)
+            )
     for email, port in ((MARTIN, stack.ports[1]), (SECRETARIAT, stack.ports[0])):
         staff = await login(base(port), email)
         for _ in range(5):
@@ -272,8 +312,16 @@ async def queue_storm(stack: Stack, seconds: float, senders: int) -> dict[str, f
         url = base(port).replace("http", "ws") + "/ws"
         for k in range(50):
             tally = tallies[n * 50 + k]
-            readers.append(ws_reader(url, base(port), cookie_header(secretary), tally, stop,
-                                     slow_until if n * 50 + k < 2 else 0.0))
+            readers.append(
+                ws_reader(
+                    url,
+                    base(port),
+                    cookie_header(secretary),
+                    tally,
+                    stop,
+                    slow_until if n * 50 + k < 2 else 0.0,
+                )
+            )
     tasks = [asyncio.create_task(r) for r in readers]
     await asyncio.sleep(4)
     martins = [await login(base(stack.ports[n % 2]), MARTIN) for n in range(senders)]
@@ -322,7 +370,7 @@ async def idle(stack: Stack, count: int, kind: str) -> dict[str, float]:
     before = rss_kib(pid)
     tasks = list(warm)
     for start in range(100, count, 500):
-        tasks += [asyncio.create_task(reader(t)) for t in tallies[start:start + 500]]
+        tasks += [asyncio.create_task(reader(t)) for t in tallies[start : start + 500]]
         await asyncio.sleep(0.5)
     await asyncio.sleep(8)
     after = rss_kib(pid)
@@ -335,16 +383,23 @@ async def idle(stack: Stack, count: int, kind: str) -> dict[str, float]:
     reached = sum(1 for t in tallies if 999999999 in t.received)
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
-    return {"connections": count, "rss_before_kib": before, "rss_after_kib": after,
-            "kib_per_connection": (after - before) / (count - 100), "reached": reached}
+    return {
+        "connections": count,
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "kib_per_connection": (after - before) / (count - 100),
+        "reached": reached,
+    }
 
 
 def write_results(results: dict[str, dict[str, float]], quick: bool) -> None:
     def row(name: str, r: dict[str, float]) -> str:
-        return (f"| {name} | {r.get('clients', r.get('senders', ''))} | {r['messages']} | "
-                f"{r['messages_per_s']:.0f} | {r['deliveries']} | {r['deliveries_per_s']:.0f} | "
-                f"{r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | {r['lost']} | "
-                f"{r['duplicated']} |")
+        return (
+            f"| {name} | {r.get('clients', r.get('senders', ''))} | {r['messages']} | "
+            f"{r['messages_per_s']:.0f} | {r['deliveries']} | {r['deliveries_per_s']:.0f} | "
+            f"{r['p50']:.1f} | {r['p95']:.1f} | {r['p99']:.1f} | {r['lost']} | "
+            f"{r['duplicated']} |"
+        )
 
     lines = [
         "# Live-updates benchmark",
@@ -375,11 +430,16 @@ def write_results(results: dict[str, dict[str, float]], quick: bool) -> None:
         lines.append("")
     idle_rows = [(k, v) for k, v in results.items() if k.startswith("idle")]
     if idle_rows:
-        lines += ["| idle connections | held | RSS before (KiB) | RSS after (KiB) | "
-                  "KiB per connection | reached by a message |", "|---|---|---|---|---|---|"]
+        lines += [
+            "| idle connections | held | RSS before (KiB) | RSS after (KiB) | "
+            "KiB per connection | reached by a message |",
+            "|---|---|---|---|---|---|",
+        ]
         for name, r in idle_rows:
-            lines.append(f"| {name[5:]} | {r['connections']} | {r['rss_before_kib']} | "
-                         f"{r['rss_after_kib']} | {r['kib_per_connection']:.1f} | {r['reached']} |")
+            lines.append(
+                f"| {name[5:]} | {r['connections']} | {r['rss_before_kib']} | "
+                f"{r['rss_after_kib']} | {r['kib_per_connection']:.1f} | {r['reached']} |"
+            )
     (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines) + "\n")
 
 
@@ -395,8 +455,13 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
     idle_count = 2000 if args.quick else 10000
     with services(logs) as env:
-        subprocess.run([sys.executable, "-m", "server.cli", "demo", "--patients", "200"],
-                       env=env, cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "server.cli", "demo", "--patients", "200"],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
         if "fanout" in only:
             with servers(env, 2, logs) as stack:
                 results["fanout"] = asyncio.run(fanout(stack, 10 if args.quick else 30, args.rate))
@@ -406,7 +471,11 @@ def main() -> None:
                 results["queue"] = asyncio.run(queue_storm(stack, 8 if args.quick else 15, 24))
                 print("queue", results["queue"], flush=True)
         if "idle" in only:
-            for kind, ws in (("ws", "websockets-sansio"), ("ws", "websockets"), ("sse", "websockets-sansio")):
+            for kind, ws in (
+                ("ws", "websockets-sansio"),
+                ("ws", "websockets"),
+                ("sse", "websockets-sansio"),
+            ):
                 with servers(env, 1, logs, ws=ws) as stack:
                     name = f"idle {kind}" + (f" ({ws})" if kind == "ws" else "")
                     results[name] = asyncio.run(idle(stack, idle_count, kind))
