@@ -103,14 +103,13 @@ class EventRenderer:
 
     async def _message(self, locale: str, visible: bool) -> str:
         assert self.thread is not None and self.message is not None
-        html = self._render(
+        return self._render(
             locale,
-            "partials/message.html",
+            "partials/message_appended.html",
             message=self.message,
             thread=self.thread,
             content_visible=visible,
         )
-        return f'<div hx-swap-oob="beforeend:#messages-{self.thread.id}">{html}</div>'
 
     async def _team_members(self) -> list[User]:
         if self._team is None:

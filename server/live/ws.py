@@ -70,6 +70,15 @@ async def live_socket(websocket: WebSocket) -> None:
 
 
 async def _send(websocket: WebSocket, connection: LiveConnection) -> None:
+    try:
+        await _send_until_closed(websocket, connection)
+    except (WebSocketDisconnect, RuntimeError):
+        # The client left while we were writing (Starlette raises RuntimeError once the socket
+        # is closed): nothing to clean up beyond leaving the hub, which the caller does.
+        return
+
+
+async def _send_until_closed(websocket: WebSocket, connection: LiveConnection) -> None:
     check_at = anyio.current_time() + next_check_delay()
     while True:
         with anyio.move_on_after(max(0.0, check_at - anyio.current_time())):
@@ -98,7 +107,7 @@ async def _receive(websocket: WebSocket, connection: LiveConnection) -> None:
                 return
             allowance -= 1
             await _handle_frame(connection, text)
-    except WebSocketDisconnect:
+    except (WebSocketDisconnect, RuntimeError):
         return
 
 

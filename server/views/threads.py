@@ -81,10 +81,12 @@ async def post_message(request: Request) -> Response:
         context.update(error=translate(request, refused.refusal.message), draft=body)
         return render(request, "pages/thread.html", context, refused.refusal.status)
     if is_htmx(request):
+        # Out of band, like the live copy of the same message: the page keeps whichever
+        # arrives first, so the author sees it even while their stream reconnects.
         message.author = user
         return render(
             request,
-            "partials/message.html",
+            "partials/message_appended.html",
             {"message": message, "thread": thread, "content_visible": True},
             201,
         )

@@ -26,6 +26,7 @@ SECRETARIAT = "secretariat@demo.colloque.test"
 DR_PETIT = "dr.petit@autre.colloque.test"
 CHLOE = "chloe@autre.colloque.test"
 EXTRA_PATIENT = "patient-0001@demo.colloque.test"  # see LOAD_TEST_PATIENTS in conftest.py
+SECOND_EXTRA_PATIENT = "patient-0002@demo.colloque.test"  # no conversation until test_live
 
 
 def _unavailable(reason: str) -> NoReturn:

@@ -60,9 +60,18 @@
     });
   });
 
+  // The tab that logs out is already on its way to the login page.
+  var leaving = false;
+  document.addEventListener("submit", function (event) {
+    if (event.target.matches && event.target.matches('form[action="/logout"]')) { leaving = true; }
+  });
+
   document.addEventListener("htmx:oobAfterSwap", function () {
     var reset = document.getElementById("live-reset");
-    if (reset && reset.hasAttribute("data-login")) { location.assign("/login"); return; }
+    if (reset && reset.hasAttribute("data-login")) {
+      if (!leaving) { location.assign("/login"); }
+      return;
+    }
     // The server could not replay everything that was missed: reload the page's parts.
     if (reset && reset.hasAttribute("data-reload")) { location.reload(); return; }
     // "... is typing" fades when no new keystroke arrives.
