@@ -40,11 +40,13 @@ class LiveConnection:
     csrf_token: str
     #: Last event id queued for this client; anything at or before it is not sent again.
     last_id: int = 0
-    queue: asyncio.Queue[Outgoing | Close] = field(
-        default_factory=lambda: asyncio.Queue(SEND_BUFFER + 1)
-    )
+    #: Unbounded as a queue, bounded in use: at most the replay (streams.MAX_REPLAY) plus
+    #: SEND_BUFFER live items plus the final Close.
+    queue: asyncio.Queue[Outgoing | Close] = field(default_factory=asyncio.Queue)
     #: While the connection replays from the database, live events wait here in order.
     _held: list[Outgoing] | None = field(default_factory=list)
+    #: Replayed items still queued: the catch-up the client asked for is not a sign of slowness.
+    _backlog: int = 0
     closed: bool = False
 
     def offer(self, item: Outgoing) -> None:
@@ -58,10 +60,21 @@ class LiveConnection:
             return
         self._put(item)
 
-    def _put(self, item: Outgoing) -> None:
-        if self.queue.qsize() >= SEND_BUFFER:
+    async def next(self) -> Outgoing | Close:
+        """The next thing to write to the client."""
+        item = await self.queue.get()
+        if self._backlog and isinstance(item, Outgoing):
+            self._backlog -= 1
+        return item
+
+    def _put(self, item: Outgoing, *, replay: bool = False) -> None:
+        if self.closed:
+            return
+        if not replay and self.queue.qsize() - self._backlog >= SEND_BUFFER:
             self.close("slow")
             return
+        if replay:
+            self._backlog += 1
         if item.event_id is not None:
             self.last_id = item.event_id
         if CSRF_PLACEHOLDER in item.html:
@@ -72,7 +85,7 @@ class LiveConnection:
         """Queue the catch-up read from the database, then what arrived live meanwhile."""
         held, self._held = self._held or [], None
         for item in items:
-            self._put(item)
+            self._put(item, replay=True)
         for item in held:
             if item.event_id is None or item.event_id > self.last_id:
                 self._put(item)
@@ -85,4 +98,5 @@ class LiveConnection:
         # so it loses nothing, and the memory is freed now.
         while not self.queue.empty():
             self.queue.get_nowait()
+        self._backlog = 0
         self.queue.put_nowait(Close(reason))

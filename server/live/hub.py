@@ -13,6 +13,7 @@ import anyio
 from server.broker import Broker, Resync
 from server.live.connection import LiveConnection, Outgoing
 from server.live.fragments import EventRenderer, reset
+from server.live.session_check import alive_sessions
 from server.models import StreamEvent
 from server.streams import STAFF_WIDE_ROLES, events_after, latest_event_id, replay_for
 from server.views.rendering import environment
@@ -57,7 +58,9 @@ class Hub:
     async def _listen(self) -> None:
         async for item in self.broker.listen():
             if isinstance(item, Resync):
+                # Announcements may have been lost, session ends included: re-check both.
                 self._wake.set()
+                await self._close_ended_sessions()
                 continue
             try:
                 note = json.loads(item)
@@ -67,8 +70,7 @@ class Hub:
                 if int(note["event"]) > self.last_id:
                     self._wake.set()
             elif "session_ended" in note:
-                for connection in list(self._by_session.get(int(note["session_ended"]), ())):
-                    connection.close("logout")
+                self.close_session(int(note["session_ended"]))
             elif "typing" in note:
                 self._typing(note["typing"])
 
@@ -152,6 +154,23 @@ class Hub:
                 members.discard(connection)
                 if not members:
                     del index[key]
+
+    def close_session(self, session_id: int) -> None:
+        """Logout: that session's streams on this process end now."""
+        for connection in list(self._by_session.get(session_id, ())):
+            connection.close("logout")
+
+    async def _close_ended_sessions(self) -> None:
+        sessions = list(self._by_session)
+        if not sessions:
+            return
+        try:
+            alive = await alive_sessions(sessions)
+        except Exception:
+            log.exception("could not re-check sessions; the periodic check will")
+            return
+        for session_id in set(sessions) - alive:
+            self.close_session(session_id)
 
     def close_all(self, reason: str) -> None:
         for members in list(self._by_session.values()):

@@ -18,7 +18,14 @@ def next_check_delay() -> float:
 
 
 async def session_alive(session_id: int) -> bool:
+    return bool(await alive_sessions([session_id]))
+
+
+async def alive_sessions(session_ids: list[int]) -> set[int]:
+    """Which of these sessions are still valid (not logged out, not expired)."""
     now = datetime.now(UTC)
-    return await Session.filter(
-        id=session_id, expires_at__gt=now, last_seen_at__gt=now - IDLE_TIMEOUT
-    ).exists()
+    return set(
+        await Session.filter(
+            id__in=session_ids, expires_at__gt=now, last_seen_at__gt=now - IDLE_TIMEOUT
+        ).values_list("id", flat=True)
+    )

@@ -30,7 +30,7 @@ async def _events(
         check_at = anyio.current_time() + next_check_delay()
         while True:
             with anyio.move_on_after(max(0.0, check_at - anyio.current_time())):
-                item = await connection.queue.get()
+                item = await connection.next()
                 if isinstance(item, Close):
                     if item.reason == "logout":
                         yield ServerSentEvent(data=LOGGED_OUT, event="update")

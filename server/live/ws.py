@@ -82,7 +82,7 @@ async def _send_until_closed(websocket: WebSocket, connection: LiveConnection) -
     check_at = anyio.current_time() + next_check_delay()
     while True:
         with anyio.move_on_after(max(0.0, check_at - anyio.current_time())):
-            item = await connection.queue.get()
+            item = await connection.next()
             if isinstance(item, Close):
                 await websocket.close(code=_CLOSE_CODES.get(item.reason, TRY_LATER))
                 return

@@ -84,6 +84,10 @@ async def logout(request: Request) -> Response:
     assert session is not None
     await end_session(session.key)
     await audit.record(session.user.id, "logout")
+    # This process's streams close at once even if the broker is down; the others hear it
+    # through the broker, or re-check their sessions when it comes back.
+    if request.app.state.hub is not None:
+        request.app.state.hub.close_session(session.session_id)
     await announce_session_end(session.session_id)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(session_cookie_name(request), path="/")
