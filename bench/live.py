@@ -371,15 +371,16 @@ async def idle(stack: Stack, count: int, kind: str) -> dict[str, float]:
     tasks = list(warm)
     for start in range(100, count, 500):
         tasks += [asyncio.create_task(reader(t)) for t in tallies[start : start + 500]]
-        await asyncio.sleep(0.5)
+        # Each opening looks its session up in the database: pace them like real arrivals.
+        await asyncio.sleep(2.0)
     await asyncio.sleep(8)
     after = rss_kib(pid)
     # Prove they are live: one message must reach every one of them.
     thread = 1  # Alice's conversation with Dr Martin: seen by Alice and by the secretariat
     await client.post(
-        f"/threads/{thread}/messages", data={"body": "bench:999999999: ping"}, timeout=120
+        f"/threads/{thread}/messages", data={"body": "bench:999999999: ping"}, timeout=300
     )
-    await asyncio.sleep(10)
+    await asyncio.sleep(20)
     reached = sum(1 for t in tallies if 999999999 in t.received)
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
