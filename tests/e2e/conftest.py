@@ -11,7 +11,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from service_support import create_demo_data, free_port
 
 from .helpers import CHROMIUM, PHONE, log_in, require_browser
 
@@ -42,12 +42,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _is_postgres(url: str) -> bool:
@@ -105,19 +99,9 @@ def live_server(
     """Base URL of a running `colloque serve` with the demo data, stopped after these tests."""
     tmp_dir = tmp_path_factory.mktemp("e2e")
     env = _service_environment(tmp_dir)
-    demo = subprocess.run(
-        [sys.executable, "-m", "server.cli", "demo", "--patients", str(LOAD_TEST_PATIENTS)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if demo.returncode != 0:
-        pytest.fail(f"`colloque demo` failed:\n{demo.stdout}\n{demo.stderr}", pytrace=False)
+    create_demo_data(env, LOAD_TEST_PATIENTS)
 
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     log_path = tmp_dir / "serve.log"
     request.config.stash[SERVER_LOG] = log_path

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from service_support import create_demo_data, free_port
 
 from .helpers import (
     ALICE,
@@ -370,12 +370,6 @@ def test_logout_in_one_tab_logs_out_the_others(
 # --- reconnecting: a service of this test's own, stopped and started again ----------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 (loopback URL)
@@ -388,7 +382,7 @@ class SpareService:
     """`colloque serve` on its own SQLite database and port, which a test may stop and restart."""
 
     def __init__(self, tmp_dir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_dir / "serve.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -398,16 +392,7 @@ class SpareService:
             self.env.pop(name, None)
         self.env["COLLOQUE_ENV"] = "development"
         self.env["PYTHONUNBUFFERED"] = "1"
-        demo = subprocess.run(
-            [sys.executable, "-m", "server.cli", "demo"],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert demo.returncode == 0, f"`colloque demo` failed:\n{demo.stdout}\n{demo.stderr}"
+        create_demo_data(self.env)
 
     def start(self) -> None:
         assert self.process is None

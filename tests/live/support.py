@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 import websockets
+from service_support import create_demo_data, free_port
 from websockets.asyncio.client import ClientConnection
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,12 +74,6 @@ def is_postgres(url: str) -> bool:
 def caller_postgres_url() -> str | None:
     url = os.environ.get("DATABASE_URL", "")
     return url if is_postgres(url) else None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def token() -> str:
@@ -317,17 +312,7 @@ def start_cluster(
     )
     if redis is not None:
         env["REDIS_URL"] = redis.url
-    demo = subprocess.run(
-        [sys.executable, "-m", "server.cli", "demo"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if demo.returncode != 0:
-        pytest.fail(f"`colloque demo` failed:\n{demo.stdout}\n{demo.stderr}", pytrace=False)
+    create_demo_data(env)
     cluster = Cluster(name, database_url, [], redis)
     try:
         for number in range(processes):

@@ -1,0 +1,34 @@
+"""What the tests that run the real service as processes share: ports and demo data."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def create_demo_data(env: dict[str, str], patients: int = 0) -> None:
+    """`colloque demo` against the database in `env`; the test fails with its output if it does."""
+    demo = subprocess.run(
+        [sys.executable, "-m", "server.cli", "demo", "--patients", str(patients)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if demo.returncode != 0:
+        pytest.fail(f"`colloque demo` failed:\n{demo.stdout}\n{demo.stderr}", pytrace=False)
