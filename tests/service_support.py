@@ -19,6 +19,18 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Stop exactly this child, by its pid: terminate, then kill if it does not exit."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
+
+
 def create_demo_data(env: dict[str, str], patients: int = 0) -> None:
     """`colloque demo` against the database in `env`; the test fails with its output if it does."""
     demo = subprocess.run(

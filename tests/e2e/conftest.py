@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from service_support import create_demo_data, free_port
+from service_support import create_demo_data, free_port, stop_process
 
 from .helpers import CHROMIUM, PHONE, log_in, require_browser
 
@@ -132,13 +132,7 @@ def live_server(
         yield base_url
     finally:
         # Exactly the process started above, by its pid.
-        if server.poll() is None:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=15)
+        stop_process(server)
 
 
 @pytest.fixture(autouse=True)

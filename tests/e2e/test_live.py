@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_support import create_demo_data, free_port
+from service_support import create_demo_data, free_port, stop_process
 
 from .helpers import (
     ALICE,
@@ -413,14 +413,8 @@ class SpareService:
     def stop(self) -> None:
         """Stop exactly the process started above, by its pid."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        if process is not None:
+            stop_process(process)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

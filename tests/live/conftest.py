@@ -14,6 +14,7 @@ group that needs one starts its own on a free loopback port, and stops it by its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
 import socket
@@ -129,12 +130,15 @@ def inprocess_cluster(live_folder: Path, databases: Databases) -> Iterator[Clust
         cluster.stop()
 
 
-@pytest.fixture(scope="package")
-def redis_cluster(live_folder: Path, databases: Databases) -> Iterator[Cluster]:
+@contextlib.contextmanager
+def _cluster_with_redis(
+    name: str, live_folder: Path, databases: Databases, processes: int
+) -> Iterator[Cluster]:
+    """`processes` servers sharing a private Redis; the cluster stops its Redis with it."""
     redis = RedisProcess(live_folder)
     redis.start()
     try:
-        cluster = start_cluster("redis", live_folder, databases.new("redis"), 1, redis)
+        cluster = start_cluster(name, live_folder, databases.new(name), processes, redis)
     except BaseException:
         redis.stop()
         raise
@@ -142,23 +146,20 @@ def redis_cluster(live_folder: Path, databases: Databases) -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="package")
+def redis_cluster(live_folder: Path, databases: Databases) -> Iterator[Cluster]:
+    with _cluster_with_redis("redis", live_folder, databases, 1) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="package")
 def pair_cluster(live_folder: Path, databases: Databases) -> Iterator[Cluster]:
     if caller_postgres_url() is None:
         pytest.skip("scale-out needs a shared PostgreSQL: run with DATABASE_URL=postgres://...")
-    redis = RedisProcess(live_folder)
-    redis.start()
-    try:
-        cluster = start_cluster("pair", live_folder, databases.new("pair"), 2, redis)
-    except BaseException:
-        redis.stop()
-        raise
-    try:
+    with _cluster_with_redis("pair", live_folder, databases, 2) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(params=["inprocess", "redis"])

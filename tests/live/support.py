@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 import websockets
-from service_support import create_demo_data, free_port
+from service_support import create_demo_data, free_port, stop_process
 from websockets.asyncio.client import ClientConnection
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,17 +147,6 @@ class Databases:
         self._created.clear()
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop exactly this child, by its pid."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
 class RedisProcess:
     """A private redis-server on a free loopback port; never the shared one."""
 
@@ -212,7 +201,7 @@ class RedisProcess:
 
     def stop(self) -> None:
         if self.process is not None:
-            _stop(self.process)
+            stop_process(self.process, timeout=10)
         self.process = None
 
 
@@ -267,7 +256,7 @@ class ServerProcess:
 
     def stop(self) -> None:
         if self.process is not None:
-            _stop(self.process)
+            stop_process(self.process, timeout=10)
         self.process = None
 
 
