@@ -15,9 +15,10 @@ from core_support import (
     SECRETARIAT,
     user,
 )
+from tortoise.transactions import in_transaction
 
 from server import demo
-from server.actions.threads import OPEN_STATUSES, patient_message_counts
+from server.actions.threads import OPEN_STATUSES, lock_patient_and_count
 from server.models import CareRelationship, Message, MessagingSettings, Practice, Thread, User
 from server.passwords import verify_password
 from server.rules.quotas import DEFAULT_QUOTA
@@ -110,7 +111,8 @@ async def test_care_relationships(patient: str) -> None:
 @pytest.mark.parametrize("patient", PATIENTS)
 async def test_demo_patients_start_below_every_limit(patient: str) -> None:
     account = await user(patient)
-    last_minute, last_day = await patient_message_counts(account.id)
+    async with in_transaction() as connection:
+        last_minute, last_day = await lock_patient_and_count(account.id, connection)
     assert last_minute == 0
     assert last_day == 0
     assert last_day + 20 <= DEFAULT_QUOTA.per_day

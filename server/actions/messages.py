@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from server import streams
+from server import sql, streams
 from server.actions import audit
-from server.actions.threads import lock_patient, patient_message_counts
+from server.actions.threads import lock_patient_and_count
 from server.actions.visibility import may_read_content
-from server.models import Message, MessageKind, ReadState, Role, Thread, ThreadStatus, User
+from server.models import Message, MessageKind, Role, Thread, ThreadStatus, User
 from server.rules import quotas, thread_states, validation
 from server.rules.refusal import Refusal, Refused
 from server.translatable import N_
@@ -36,21 +36,11 @@ async def post_message(author: User, thread: Thread, body: str) -> Message:
     now = datetime.now(UTC)
     async with in_transaction() as connection:
         if role is Role.PATIENT:
-            await lock_patient(author, connection)
-            quota = quotas.check_message_quota(*await patient_message_counts(author.id, connection))
+            quota = quotas.check_message_quota(*await lock_patient_and_count(author.id, connection))
             if quota is not None:
                 raise Refused(quota)
-        locked = await Thread.select_for_update().using_db(connection).get(id=thread.id)
-        # The status may have changed since the page was loaded: decide on the locked row.
-        late = thread_states.check_post(ThreadStatus(locked.status), role)
-        if late is not None:
-            raise Refused(late)
-        seq = locked.last_seq + 1
-        await (
-            Thread.filter(id=thread.id)
-            .using_db(connection)
-            .update(last_seq=seq, last_message_at=now, updated_at=now)
-        )
+        locked = await _next_seq(thread.id, role, now, connection)
+        seq = locked.last_seq
         message = await Message.create(
             thread_id=thread.id, seq=seq, author=author, kind=kind, body=body, using_db=connection
         )
@@ -68,19 +58,55 @@ async def post_message(author: User, thread: Thread, body: str) -> Message:
     return message
 
 
+async def _next_seq(
+    thread_id: int, role: Role, now: datetime, connection: BaseDBAsyncClient
+) -> Thread:
+    """Take the thread's next message number, if its status (read on the locked row, since it
+    may have changed since the page was loaded) still lets `role` post.
+
+    The UPDATE locks the row until commit, which keeps the numbering gap-free; it returns the
+    fields the event's audience needs, in the same round trip.
+    """
+    postable = [s.value for s in ThreadStatus if thread_states.check_post(s, role) is None]
+    rows = await sql.fetch(
+        connection,
+        "UPDATE thread SET last_seq = last_seq + 1, last_message_at = ?, updated_at = ?"  # noqa: S608 - placeholders only
+        f" WHERE id = ? AND status IN ({', '.join('?' * len(postable))})"
+        " RETURNING last_seq, patient_id, practitioner_id, assignee_id, practice_id",
+        now,
+        now,
+        thread_id,
+        *postable,
+    )
+    if rows:
+        return Thread(id=thread_id, **rows[0])
+    current = await Thread.get(id=thread_id, using_db=connection)
+    refusal = thread_states.check_post(ThreadStatus(current.status), role)
+    if refusal is None:
+        # Accepted between the UPDATE and this read: the thread is postable now.
+        return await _next_seq(thread_id, role, now, connection)
+    raise Refused(refusal)
+
+
 async def _read_up_to(
     user_id: int, thread_id: int, seq: int, connection: BaseDBAsyncClient
 ) -> bool:
-    """Move the user's read mark forward to `seq`; True if it moved."""
-    state, created = await ReadState.get_or_create(
-        user_id=user_id, thread_id=thread_id, defaults={"last_read_seq": seq}, using_db=connection
+    """Move the user's read mark forward to `seq` (never back); True if it moved.
+
+    One upsert rather than a get-or-create, which costs a savepoint inside a transaction.
+    """
+    moved = await sql.fetch(
+        connection,
+        "INSERT INTO read_state (user_id, thread_id, last_read_seq, updated_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (user_id, thread_id) DO UPDATE"
+        " SET last_read_seq = excluded.last_read_seq, updated_at = excluded.updated_at"
+        " WHERE read_state.last_read_seq < excluded.last_read_seq RETURNING id",
+        user_id,
+        thread_id,
+        seq,
+        datetime.now(UTC),
     )
-    if created:
-        return True
-    if state.last_read_seq < seq:
-        await ReadState.filter(id=state.id).using_db(connection).update(last_read_seq=seq)
-        return True
-    return False
+    return bool(moved)
 
 
 async def mark_read(user: User, thread: Thread) -> None:

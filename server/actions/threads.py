@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from server import streams
+from server import sql, streams
 from server.actions import audit
 from server.models import (
     CareRelationship,
@@ -35,22 +35,32 @@ def _refuse_if(refusal: Refusal | None) -> None:
         raise Refused(refusal)
 
 
-async def patient_message_counts(
-    patient_id: int, connection: BaseDBAsyncClient | None = None
-) -> tuple[int, int]:
-    """Messages the patient wrote in the last minute and the last 24 hours."""
+_COUNT_RECENT = (
+    "SELECT COUNT(*) FILTER (WHERE created_at >= ?) AS minute, COUNT(*) AS day"
+    " FROM message WHERE author_id = ? AND kind = ? AND created_at >= ?"
+)
+
+
+async def lock_patient_and_count(patient_id: int, connection: BaseDBAsyncClient) -> tuple[int, int]:
+    """Lock the patient's row, then count the messages they wrote in the last minute and day.
+
+    Sending is serialised per patient: limits are counted, then written, under this lock, so
+    parallel requests cannot all pass the same count. The count is its own statement because on
+    PostgreSQL a statement sees only what was committed when it started, before the lock wait.
+    SQLite serialises writers by itself and has no row locks.
+    """
+    if sql.is_postgres(connection):
+        await sql.fetch(connection, 'SELECT id FROM "user" WHERE id = ? FOR UPDATE', patient_id)
     now = datetime.now(UTC)
-    recent = Message.filter(author_id=patient_id, kind=MessageKind.PATIENT).using_db(connection)
-    return (
-        await recent.filter(created_at__gte=now - timedelta(minutes=1)).count(),
-        await recent.filter(created_at__gte=now - timedelta(days=1)).count(),
+    rows = await sql.fetch(
+        connection,
+        _COUNT_RECENT,
+        now - timedelta(minutes=1),
+        patient_id,
+        MessageKind.PATIENT.value,
+        now - timedelta(days=1),
     )
-
-
-async def lock_patient(patient: User, connection: BaseDBAsyncClient) -> None:
-    """Serialise one patient's sending: limits are counted, then written, under this lock, so
-    parallel requests cannot all pass the same count."""
-    await User.select_for_update().using_db(connection).get(id=patient.id)
+    return int(rows[0]["minute"]), int(rows[0]["day"])
 
 
 async def availability_for(
@@ -101,12 +111,10 @@ async def open_request(
 
     now = datetime.now(UTC)
     async with in_transaction() as connection:
-        await lock_patient(patient, connection)
+        counts = await lock_patient_and_count(patient.id, connection)
         refusal, settings = await availability_for(patient, practitioner, connection)
         _refuse_if(refusal)
-        _refuse_if(
-            quotas.check_message_quota(*await patient_message_counts(patient.id, connection))
-        )
+        _refuse_if(quotas.check_message_quota(*counts))
         assert settings is not None and practitioner.practice_id is not None
         thread = await Thread.create(
             practice_id=practitioner.practice_id,
