@@ -18,11 +18,12 @@ from starlette.staticfiles import StaticFiles
 from server import db, streams
 from server.broker import broker_for
 from server.headers import SecurityHeaders
+from server.jobs import job_queue_for, use_job_queue
 from server.live import sse, ws
 from server.live.hub import Hub
 from server.settings import WEB_DIR, Settings, load_settings
 from server.translatable import N_
-from server.views import auth, health, patient, staff, threads
+from server.views import auth, health, patient, staff, threads, triage
 from server.views.rendering import is_htmx, render, translate
 from workers.runner import run_workers
 
@@ -78,6 +79,7 @@ def _routes() -> list[Route | Mount | WebSocketRoute]:
         Route("/queue", staff.queue, methods=["GET"]),
         Route("/settings", staff.settings_page, methods=["GET"]),
         Route("/settings", staff.save_settings, methods=["POST"]),
+        Route("/triage/preview", triage.preview, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static"),
     ]
@@ -93,6 +95,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         broker = broker_for(settings.redis_url)
         await broker.connect()
         streams.use_broker(broker)
+        job_queue = job_queue_for(settings.redis_url, settings.triage_reclaim_seconds)
+        use_job_queue(job_queue)
         app.state.hub = Hub(broker)
         try:
             async with anyio.create_task_group() as background:
@@ -104,6 +108,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 app.state.hub.close_all("shutdown")
                 background.cancel_scope.cancel()
         finally:
+            await job_queue.close()
             await broker.disconnect()
             if app.state.redis is not None:
                 await app.state.redis.aclose()

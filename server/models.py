@@ -127,7 +127,10 @@ class Thread(Model):
     subject = fields.CharField(max_length=200)
     status = fields.CharEnumField(ThreadStatus, max_length=16, default=ThreadStatus.PENDING)
     decline_reason = fields.TextField(default="")
+    #: Set when triage flags one of the patient's messages: the thread goes first in the inbox
+    #: and the queue. Categories accumulate over the thread's flagged messages.
     emergency = fields.BooleanField(default=False)
+    emergency_categories: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
     #: Highest message sequence number in the thread, bumped under a row lock to number messages.
     last_seq = fields.IntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -160,6 +163,11 @@ class Message(Model):
     kind = fields.CharEnumField(MessageKind, max_length=16)
     body = fields.TextField()
     created_at = fields.DatetimeField(auto_now_add=True)
+    #: When triage assessed this patient message, null until then: a patient message still null
+    #: is a triage job not done yet, whatever happened to the queue that carried it.
+    triaged_at = fields.DatetimeField(null=True)
+    emergency = fields.BooleanField(default=False)
+    emergency_categories: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
 
     class Meta:
         table = "message"
@@ -167,6 +175,8 @@ class Message(Model):
         indexes = (
             # Per-patient quotas count a patient's recent messages.
             Index(fields=("author_id", "created_at")),
+            # Workers find the patient messages triage has not assessed yet.
+            Index(fields=("kind", "triaged_at")),
         )
 
 

@@ -24,6 +24,9 @@ class Settings:
     secret_key: str
     environment: str
     port: int
+    #: A triage job taken by a worker and not acknowledged after this long is handed to another
+    #: worker: the first one is presumed dead. Longer than any assessment takes.
+    triage_reclaim_seconds: float = 30.0
 
     @property
     def production(self) -> bool:
@@ -56,10 +59,17 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         port = int(env.get("PORT") or 8000)
     except ValueError as exc:
         raise SettingsError("PORT must be a number") from exc
+    try:
+        reclaim = float(env.get("COLLOQUE_TRIAGE_RECLAIM_SECONDS") or 30)
+    except ValueError as exc:
+        raise SettingsError("COLLOQUE_TRIAGE_RECLAIM_SECONDS must be a number") from exc
+    if reclaim <= 0:
+        raise SettingsError("COLLOQUE_TRIAGE_RECLAIM_SECONDS must be positive")
     return Settings(
         database_url=database_url,
         redis_url=env.get("REDIS_URL") or None,
         secret_key=secret_key,
         environment=environment,
         port=port,
+        triage_reclaim_seconds=reclaim,
     )

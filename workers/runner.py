@@ -6,7 +6,9 @@ import logging
 
 import anyio
 
+from server.jobs import current_job_queue
 from server.sessions import purge_expired_sessions
+from workers.triage.worker import run_triage
 
 log = logging.getLogger("colloque.workers")
 
@@ -28,5 +30,7 @@ async def purge_sessions_forever() -> None:
 
 
 async def run_workers() -> None:
+    """Every job, against the job queue this process was given (`server.jobs.use_job_queue`)."""
     async with anyio.create_task_group() as jobs:
         jobs.start_soon(purge_sessions_forever)
+        jobs.start_soon(run_triage, current_job_queue())

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from server import sql, streams
+from server import jobs, sql, streams
 from server.actions import audit
 from server.actions.threads import lock_patient_and_count
 from server.actions.visibility import may_read_content
@@ -55,6 +55,8 @@ async def post_message(author: User, thread: Thread, body: str) -> Message:
         )
     thread.last_seq, thread.last_message_at = seq, now
     await streams.announce(event_id)
+    if kind is MessageKind.PATIENT:
+        await jobs.enqueue_triage(message.id)
     return message
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from server import sql, streams
+from server import jobs, sql, streams
 from server.actions import audit
 from server.models import (
     CareRelationship,
@@ -126,7 +126,7 @@ async def open_request(
             last_message_at=now,
             using_db=connection,
         )
-        await Message.create(
+        first = await Message.create(
             thread=thread,
             seq=1,
             author=patient,
@@ -161,6 +161,7 @@ async def open_request(
             connection, "thread.created", streams.thread_audience(thread), thread_id=thread.id
         )
     await streams.announce(event_id)
+    await jobs.enqueue_triage(first.id)
     return thread
 
 

@@ -35,6 +35,12 @@ async def thread_context(user: User, thread: Thread) -> dict[str, object]:
         "content_visible": may_read_content(user, thread),
         "is_staff": staff,
         "team": await practice_team(thread.practice_id) if staff else [],
+        # The patient keeps seeing whom to call for as long as the conversation is flagged.
+        "emergency_guidance": (
+            {"suicidal": "suicidal" in thread.emergency_categories}
+            if thread.emergency and not staff
+            else None
+        ),
     }
 
 
