@@ -110,7 +110,13 @@ EXAMPLE_THREADS = (
 
 
 async def _practice(name: str) -> Practice:
-    practice, _ = await Practice.get_or_create(name=name)
+    """A demo practice: its accounts log in with the published password alone, so that anyone
+    can try Colloque (and outside checks can drive it). Real practices require a second factor
+    by default."""
+    practice, _ = await Practice.get_or_create(
+        name=name,
+        defaults={"require_staff_second_factor": False, "require_patient_second_factor": False},
+    )
     return practice
 
 

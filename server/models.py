@@ -45,6 +45,10 @@ class Practice(Model):
     name = fields.CharField(max_length=200)
     #: Hides message bodies from secretaries, who still see who wrote, when, and the category.
     mask_content_for_secretaries = fields.BooleanField(default=False)
+    #: Staff must log in with a second factor (TOTP), as the ANS PGSSI-S asks of health software.
+    require_staff_second_factor = fields.BooleanField(default=True)
+    #: Patients of this practice must too. On by default, a practice may turn it off.
+    require_patient_second_factor = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -65,9 +69,63 @@ class User(Model):
     locale = fields.CharField(max_length=5, default="fr")
     is_active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+    #: TOTP shared secret, encrypted at rest like message content, null until enrolled.
+    totp_secret = fields.TextField(null=True)
+    #: Set once the user proved their authenticator works: only then is the factor required.
+    totp_enabled_at = fields.DatetimeField(null=True)
+    #: Last TOTP time step accepted, so that one code cannot be replayed within its window.
+    totp_last_step = fields.BigIntField(default=0)
+    #: Set when the account was closed and its identity anonymised (GDPR).
+    closed_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "user"
+
+
+class RecoveryCode(Model):
+    """One-time codes that stand in for the authenticator app when it is lost."""
+
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="recovery_codes", on_delete=fields.CASCADE
+    )
+    #: Hash of the code, never the code itself.
+    code_hash = fields.CharField(max_length=200)
+    used_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "recovery_code"
+
+
+class PasswordReset(Model):
+    """A single-use, expiring password reset link sent by email."""
+
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="password_resets", on_delete=fields.CASCADE
+    )
+    #: SHA-256 of the token in the link: a database dump yields no usable link.
+    token_hash = fields.CharField(max_length=64, unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "password_reset"
+
+
+class LoginThrottle(Model):
+    """Recent failed logins per account and per address, for growing delays between attempts."""
+
+    id = fields.IntField(primary_key=True)
+    #: "account:" or "address:" then a keyed hash of the email or IP address.
+    key = fields.CharField(max_length=100, unique=True)
+    failures = fields.IntField(default=0)
+    last_failure_at = fields.DatetimeField()
+
+    class Meta:
+        table = "login_throttle"
 
 
 class MessagingSettings(Model):
@@ -124,7 +182,8 @@ class Thread(Model):
         "models.User", related_name="threads_assigned", null=True, on_delete=fields.SET_NULL
     )
     category = fields.CharEnumField(Category, max_length=16)
-    subject = fields.CharField(max_length=200)
+    #: Encrypted at rest, like message bodies, hence text rather than a bounded column.
+    subject = fields.TextField()
     status = fields.CharEnumField(ThreadStatus, max_length=16, default=ThreadStatus.PENDING)
     decline_reason = fields.TextField(default="")
     #: Set when triage flags one of the patient's messages: the thread goes first in the inbox
@@ -205,6 +264,14 @@ class AuditEvent(Model):
     actor_id = fields.IntField(null=True)
     action = fields.CharField(max_length=40)
     thread_id = fields.IntField(null=True)
+    #: The practice whose administrators may export this line, when there is one.
+    practice_id = fields.IntField(null=True)
+    #: Pseudonymous id of the patient concerned (a keyed hash, not the account id).
+    subject = fields.CharField(max_length=64, default="")
+    #: What was acted on, such as "thread:12" or "account:3".
+    object = fields.CharField(max_length=64, default="")
+    #: "ok", or "denied" for a refused authorization or a failed login.
+    outcome = fields.CharField(max_length=16, default="ok")
     #: Non-content facts only (new status, assignee id, category...).
     detail = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -214,6 +281,8 @@ class AuditEvent(Model):
         indexes = (
             Index(fields=("thread_id", "created_at")),
             Index(fields=("actor_id", "created_at")),
+            Index(fields=("practice_id", "created_at")),
+            Index(fields=("created_at",)),
         )
 
 
