@@ -1,0 +1,1 @@
+"""Tests of the emergency-wording detector (workers/triage)."""

@@ -1,0 +1,1 @@
+"""Emergency-wording triage of patient messages (see detector.py and lexicon.toml)."""

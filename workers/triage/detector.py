@@ -1,0 +1,302 @@
+"""Emergency-wording detector: a pure function from a patient message to an assessment.
+
+When a message describes an emergency, the patient is told at once to call 15 (SAMU) or 112, and
+3114 for suicidal wording. Missing an emergency is the worst failure of the product, so the
+detector flags when in doubt; it only stands down for wording that is clearly negated ("pas de
+douleur thoracique"), past ("mon AVC il y a 5 ans"), idiomatic ("je meurs de faim"), hypothetical
+or a general question ("quels sont les signes d'un AVC ?").
+
+The vocabulary is data: lexicon.toml, reviewed against public guidance. This module compiles it
+once at import and applies it clause by clause.
+"""
+
+from __future__ import annotations
+
+import bisect
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workers.triage.normalise import Hit, Matcher, Normaliser, Pattern, Token, plain_words
+
+LEXICON_PATH = Path(__file__).with_name("lexicon.toml")
+
+CATEGORIES = (
+    "anaphylaxis",
+    "bleeding",
+    "breathing",
+    "burns",
+    "cardiac",
+    "child_danger",
+    "headache",
+    "hypoglycaemia",
+    "poisoning",
+    "pregnancy",
+    "seizure",
+    "stroke",
+    "suicidal",
+    "trauma",
+    "unconscious",
+)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the service needs to decide whether to show the emergency numbers."""
+
+    emergency: bool
+    # Sorted, unique category ids; empty when not an emergency.
+    categories: tuple[str, ...]
+    # The matched phrases exactly as written (slices of the original text), in reading order.
+    phrases: tuple[str, ...]
+
+    @property
+    def suicidal(self) -> bool:
+        """True when 3114 (suicide prevention) must be shown alongside 15 and 112."""
+        return "suicidal" in self.categories
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule match and what became of it, for reviewers and tests (see `explain`)."""
+
+    rule: str
+    category: str
+    phrase: str
+    # "fired", "context" (what a context rule relied on), "negated", "no context",
+    # or "suppressed by <suppressor id>".
+    status: str
+
+
+@dataclass(frozen=True)
+class _Rule:
+    id: str
+    category: str
+    exempt: frozenset[str]
+    has_context: bool
+
+
+@dataclass(frozen=True)
+class _Suppressor:
+    id: str
+    kind: str
+    # How many words before the match it reaches; None means its whole clause.
+    reach: int | None
+
+
+class _Lexicon:
+    """lexicon.toml, compiled."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        settings, negation, normalise = data["settings"], data["negation"], data["normalise"]
+        self.sets = {name: list(entries) for name, entries in data["sets"].items()}
+        self.expansions: dict[str, Any] = {}
+        reaches = {"phrase": settings["phrase_reach"], "near": settings["near_reach"]}
+        self.negation_window: int = settings["negation_window"]
+        self.coordinator_reach: int = settings["coordinator_reach"]
+        self.acute_overrides = frozenset(settings["acute_overrides"])
+        self.cues = _folded(negation["cues"])
+        self.cues_needing_ne = _folded(negation["cues_needing_ne"])
+        self.ne = _folded(negation["ne"])
+        self.fillers = _folded(negation["fillers"])
+        self.coordinators = _folded(negation["coordinators"])
+        self.after_ne = _folded(negation["after_ne"])
+        self.rules: list[_Rule] = []
+        self.suppressors: list[_Suppressor] = []
+        self.matcher = Matcher()
+        for index, rule in enumerate(data["rule"]):
+            if rule["category"] not in CATEGORIES:
+                raise ValueError(f"rule {rule['id']}: unknown category {rule['category']!r}")
+            context = rule.get("context", [])
+            exempt = frozenset(rule.get("exempt", []))
+            self.rules.append(_Rule(rule["id"], rule["category"], exempt, bool(context)))
+            self._add(rule["patterns"], ("rule", index))
+            self._add(context, ("context", index))
+        for index, entry in enumerate(data["suppressor"]):
+            scope = entry["scope"]
+            if scope not in ("clause", *reaches):
+                raise ValueError(f"suppressor {entry['id']}: unknown scope {scope!r}")
+            reach = None if scope == "clause" else reaches[scope]
+            self.suppressors.append(_Suppressor(entry["id"], entry["kind"], reach))
+            self._add(entry["patterns"], ("suppressor", index))
+        for index, entry in enumerate(data["acute"]):
+            self._add(entry["patterns"], ("acute", index))
+        self.normaliser = Normaliser(
+            rewrites=normalise["rewrites"],
+            units=normalise["units"],
+            clause_words=normalise["clause_words"],
+            known_words=self.matcher.words | set(normalise["spelling_vocabulary"]),
+            stems=self.matcher.stems,
+            fuzzy_min_length=settings["fuzzy_min_length"],
+        )
+
+    def _add(self, patterns: Iterable[str], owner: tuple[str, int]) -> None:
+        for source in patterns:
+            try:
+                self.matcher.add(Pattern(source, self.sets, self.expansions), owner)
+            except (ValueError, KeyError) as error:
+                raise ValueError(f"lexicon {owner}: bad pattern {source!r}: {error}") from error
+
+
+def _folded(words: Iterable[str]) -> frozenset[str]:
+    return frozenset(word for entry in words for word in plain_words(entry))
+
+
+_LEXICON = _Lexicon(tomllib.loads(LEXICON_PATH.read_text(encoding="utf-8")))
+
+
+def _negated(tokens: Sequence[Token], hit: Hit, lexicon: _Lexicon) -> bool:
+    """Whether a negation governs the match: "pas de douleur", "no chest pain", "il ne saigne pas".
+
+    Walks back from the match through filler words ("de", "any", "eu") within the clause, so
+    that "pas de fièvre mais une douleur dans la poitrine" and "je ne sais pas quoi faire, mon
+    bébé ne respire plus" stay alarming. A list coordinator ("ni", "or") carries the negation
+    over a few more words: "no chest pain or shortness of breath".
+    """
+    clause = tokens[hit.start].clause
+    steps = reach = 0
+    index = hit.start - 1
+    while index >= 0 and tokens[index].clause == clause and steps < lexicon.negation_window:
+        word = tokens[index].text
+        if word in lexicon.cues:
+            if word not in lexicon.cues_needing_ne:
+                return True
+            nearby = tokens[max(0, index - 3) : index]
+            return any(t.text in lexicon.ne and t.clause == clause for t in nearby)
+        if word in lexicon.coordinators:
+            reach = lexicon.coordinator_reach
+        elif word not in lexicon.fillers:
+            if reach == 0:
+                break
+            reach -= 1
+        steps += 1
+        index -= 1
+    # "il ne saigne pas": "ne" just before the match and "pas" just after it.
+    before = tokens[max(0, hit.start - 2) : hit.start]
+    after = tokens[hit.end] if hit.end < len(tokens) else None
+    return (
+        any(t.text in lexicon.ne and t.clause == clause for t in before)
+        and after is not None
+        and after.clause == tokens[hit.end - 1].clause
+        and after.text in lexicon.after_ne
+    )
+
+
+class _Scopes:
+    """Where the suppressors and acute time markers of one message apply (indexed, so that a
+    long message costs no more than linear time)."""
+
+    def __init__(self, tokens: Sequence[Token], hits: Iterable[Hit], lexicon: _Lexicon) -> None:
+        self._tokens = tokens
+        self._lexicon = lexicon
+        self._acute_clauses: set[int] = set()
+        self._by_clause: dict[int, dict[int, None]] = {}  # clause -> suppressors, in order
+        self._nearby: list[Hit] = []  # phrase and near scope, by start
+        for hit in hits:
+            first, last = tokens[hit.start].clause, tokens[hit.end - 1].clause
+            if hit.owner[0] == "acute":
+                self._acute_clauses.update(range(first, last + 1))
+            elif hit.owner[0] == "suppressor":
+                if lexicon.suppressors[hit.owner[1]].reach is None:
+                    for clause in range(first, self._last_governed(hit) + 1):
+                        self._by_clause.setdefault(clause, {})[hit.owner[1]] = None
+                else:
+                    self._nearby.append(hit)
+        self._nearby.sort(key=lambda hit: hit.start)
+        self._starts = [hit.start for hit in self._nearby]
+        self._longest = max((hit.end - hit.start for hit in self._nearby), default=0)
+        self._farthest = max((s.reach or 0 for s in lexicon.suppressors), default=0)
+
+    def _last_governed(self, hit: Hit) -> int:
+        """The last clause a clause-scope suppressor governs.
+
+        A marker that fills its whole clause is a fronted phrase ("Il y a 2 ans, j'ai fait un
+        choc anaphylactique"): it governs the clause after its comma as well.
+        """
+        tokens = self._tokens
+        first, last = tokens[hit.start].clause, tokens[hit.end - 1].clause
+        starts_clause = hit.start == 0 or tokens[hit.start - 1].clause != first
+        ends_clause = hit.end == len(tokens) or tokens[hit.end].clause != last
+        continues = hit.end < len(tokens) and tokens[hit.end].sentence == tokens[hit.start].sentence
+        return last + 1 if starts_clause and ends_clause and continues else last
+
+    def suppressor(self, hit: Hit, rule: _Rule) -> str | None:
+        """The id of the suppressor that stands this match down (past, idiom, question...)."""
+        tokens, lexicon = self._tokens, self._lexicon
+        clauses = range(tokens[hit.start].clause, tokens[hit.end - 1].clause + 1)
+        acute = any(clause in self._acute_clauses for clause in clauses)
+        candidates = [index for clause in clauses for index in self._by_clause.get(clause, ())]
+        low = bisect.bisect_left(self._starts, hit.start - self._farthest - self._longest)
+        high = bisect.bisect_right(self._starts, hit.end)
+        for other in self._nearby[low:high]:
+            reach = lexicon.suppressors[other.owner[1]].reach or 0
+            # Touching the match, or ending at most `reach` words before it, same sentence.
+            if other.end + reach >= hit.start and (
+                tokens[other.start].sentence == tokens[hit.start].sentence
+            ):
+                candidates.append(other.owner[1])
+        for index in candidates:
+            suppressor = lexicon.suppressors[index]
+            overridden = acute and suppressor.kind in lexicon.acute_overrides
+            if suppressor.kind not in rule.exempt and not overridden:
+                return suppressor.id
+        return None
+
+
+def _findings(text: str) -> list[tuple[Finding, tuple[int, int]]]:
+    lexicon = _LEXICON
+    tokens = lexicon.normaliser.tokens(text)
+    hits = lexicon.matcher.hits(tokens)
+    scopes = _Scopes(tokens, hits, lexicon)
+    contexts: dict[int, list[Hit]] = {}
+    for hit in hits:
+        if hit.owner[0] == "context" and not _negated(tokens, hit, lexicon):
+            contexts.setdefault(hit.owner[1], []).append(hit)
+    results: list[tuple[Finding, tuple[int, int]]] = []
+    seen: set[tuple[str, int, int]] = set()
+    for hit in hits:
+        if hit.owner[0] != "rule":
+            continue
+        rule = lexicon.rules[hit.owner[1]]
+        span = (tokens[hit.start].start, tokens[hit.end - 1].end)
+        if (rule.id, *span) in seen:
+            continue
+        seen.add((rule.id, *span))
+        status = "fired"
+        if _negated(tokens, hit, lexicon):
+            status = "negated"
+        elif suppressor := scopes.suppressor(hit, rule):
+            status = f"suppressed by {suppressor}"
+        elif rule.has_context and not contexts.get(hit.owner[1]):
+            status = "no context"
+        results.append((Finding(rule.id, rule.category, text[span[0] : span[1]], status), span))
+        if status == "fired":
+            for context in contexts.get(hit.owner[1], ()):
+                context_span = (tokens[context.start].start, tokens[context.end - 1].end)
+                phrase = text[context_span[0] : context_span[1]]
+                results.append((Finding(rule.id, rule.category, phrase, "context"), context_span))
+    return results
+
+
+def explain(text: str) -> tuple[Finding, ...]:
+    """Every rule match in `text` and why it fired or not, in reading order."""
+    return tuple(finding for finding, _ in sorted(_findings(text), key=lambda f: f[1]))
+
+
+def assess(text: str) -> Assessment:
+    """Assess one patient message; `emergency` is True when any rule fires."""
+    fired = [(f, span) for f, span in _findings(text) if f.status in ("fired", "context")]
+    if not fired:
+        return Assessment(emergency=False, categories=(), phrases=())
+    # Reading order; a phrase inside a longer matched phrase adds nothing for the reader.
+    phrases: list[tuple[int, int]] = []
+    for start, end in sorted({span for _, span in fired}, key=lambda s: (s[0], -s[1])):
+        if not phrases or end > phrases[-1][1]:
+            phrases.append((start, end))
+    return Assessment(
+        emergency=True,
+        categories=tuple(sorted({finding.category for finding, _ in fired})),
+        phrases=tuple(text[start:end] for start, end in phrases),
+    )
