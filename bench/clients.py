@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import multiprocessing
+import multiprocessing.connection
+import os
 import re
+import socket
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import httpx
-import websockets
 
 TOKEN = re.compile(rb"bench:(\d+):")
 CURSOR = re.compile(rb'id="live-cursor" hx-swap-oob="true" data-after="(\d+)"')
@@ -86,6 +91,83 @@ async def sse_reader(host: str, port: int, cookie: str, tally: Tally, stop: asyn
             tally.reconnects += 1
 
 
+class _FrameReader(asyncio.Protocol):
+    """A WebSocket client reduced to what the benchmark needs: after the handshake, unmasked
+    server frames are cut out of the byte stream and handed to the tally; pings are answered.
+    The websockets library costs several times more CPU per frame, and the load generator
+    shares the machine with the servers it measures."""
+
+    def __init__(self, tally: Tally, slow_until: float) -> None:
+        self.tally = tally
+        self.slow_until = slow_until
+        self.buffer = bytearray()
+        self.upgraded = False
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        if not self.upgraded:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buffer.startswith(b"HTTP/1.1 101"):
+                self._close()
+                return
+            self.upgraded = True
+            del buffer[: end + 4]
+        position = 0
+        while len(buffer) - position >= 2:
+            opcode, length = buffer[position] & 0x0F, buffer[position + 1] & 0x7F
+            start = position + 2
+            if length == 126:
+                if len(buffer) < start + 2:
+                    break
+                length = int.from_bytes(buffer[start : start + 2], "big")
+                start += 2
+            elif length == 127:
+                if len(buffer) < start + 8:
+                    break
+                length = int.from_bytes(buffer[start : start + 8], "big")
+                start += 8
+            if len(buffer) < start + length:
+                break
+            position = start + length
+            if opcode in (0, 1, 2):
+                self.tally.take(bytes(buffer[start:position]))
+            elif opcode == 8:
+                self._close()
+                return
+            elif opcode == 9 and self.transport is not None:
+                self.transport.write(_masked(0xA, bytes(buffer[start:position])))
+        del buffer[:position]
+        if self.slow_until and time.time() < self.slow_until and self.transport is not None:
+            # A client too slow for the load: a few KiB every 50 ms.
+            self.transport.pause_reading()
+            asyncio.get_running_loop().call_later(0.05, self._resume)
+
+    def _resume(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _masked(opcode: int, payload: bytes) -> bytes:
+    """A client frame (clients must mask, the mask may be zero)."""
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
+
+
 async def ws_reader(
     url: str,
     origin: str,
@@ -96,28 +178,84 @@ async def ws_reader(
 ) -> None:
     """Reads `WS /ws`, resuming with ?after= from the last cursor when the server closes it.
 
-    Until `slow_until` (a time.time() value) it reads one frame every 50 ms: a client too slow
+    Until `slow_until` (a time.time() value) it reads a few KiB every 50 ms: a client too slow
     for the load, which the server must disconnect and which must then catch up.
     """
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    loop = asyncio.get_running_loop()
     while not stop.is_set():
         after = f"?after={tally.cursor}" if tally.cursor else ""
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (
+            f"GET {parts.path}{after} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Origin: {origin}\r\nCookie: {cookie}\r\n\r\n"
+        )
         try:
-            async with websockets.connect(
-                url + after,
-                additional_headers={"Cookie": cookie, "Origin": origin},
-                compression=None,
-                max_size=None,
-                ping_interval=None,
-            ) as socket:
-                while not stop.is_set():
-                    if time.time() < slow_until:
-                        await asyncio.sleep(0.05)
-                    try:
-                        message = await asyncio.wait_for(socket.recv(), timeout=0.5)
-                    except TimeoutError:
-                        continue
-                    tally.take(message.encode() if isinstance(message, str) else message)
-        except (OSError, websockets.WebSocketException):
-            await asyncio.sleep(0.05)
+            sock = socket.socket()
+            sock.setblocking(False)
+            if slow_until:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            await loop.sock_connect(sock, (host, port))
+            transport, reader = await loop.create_connection(
+                lambda: _FrameReader(tally, slow_until), sock=sock
+            )
+        except OSError:
+            await asyncio.sleep(0.2)
+            continue
+        transport.write(request.encode())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait((reader.done, stopping), return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        transport.close()
         if not stop.is_set():
             tally.reconnects += 1
+            await asyncio.sleep(0.05)
+
+
+#: ("sse", host, port, cookie) or ("ws", url, origin, cookie, slow_until)
+ReaderSpec = tuple[object, ...]
+
+
+def _reader_process(specs: list[ReaderSpec], pipe: multiprocessing.connection.Connection) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        tallies = [Tally() for _ in specs]
+        tasks = []
+        for spec, tally in zip(specs, tallies, strict=True):
+            if spec[0] == "sse":
+                _, host, port, cookie = spec
+                reader = sse_reader(str(host), int(str(port)), str(cookie), tally, stop)
+            else:
+                _, url, origin, cookie, slow_until = spec
+                reader = ws_reader(
+                    str(url), str(origin), str(cookie), tally, stop, float(str(slow_until))
+                )
+            tasks.append(asyncio.create_task(reader))
+        await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        pipe.send([(t.received, t.duplicates, t.reconnects) for t in tallies])
+
+    asyncio.run(main())
+
+
+class ReaderProcess:
+    """The readers in a process of their own: their timestamps do not wait behind the senders'
+    HTTP work in one event loop, and the generator can use both cores."""
+
+    def __init__(self, specs: list[ReaderSpec]) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._pipe, child = context.Pipe()
+        self._process = context.Process(target=_reader_process, args=(specs, child))
+        self._process.start()
+
+    async def stop(self, tallies: list[Tally]) -> None:
+        """Stop reading and fill `tallies` (same order as the specs) with what was read."""
+        self._pipe.send("stop")
+        loop = asyncio.get_running_loop()
+        results = await loop.run_in_executor(None, self._pipe.recv)
+        await loop.run_in_executor(None, self._process.join)
+        for tally, (received, duplicates, reconnects) in zip(tallies, results, strict=True):
+            tally.received, tally.duplicates, tally.reconnects = received, duplicates, reconnects

@@ -1,9 +1,9 @@
 """Live-updates benchmark: two server processes on PostgreSQL + Redis, real SSE and WS clients.
 
 Run: `.venv/bin/python bench/live.py` (about five minutes; `--quick` for a shorter run). It
-creates its own PostgreSQL database (`colloque_bench`) and its own redis-server on a free
-loopback port, starts the servers, measures, stops everything it started, and writes
-bench/RESULTS.md.
+creates its own PostgreSQL database (`colloque_bench`, or `--database NAME`) and its own
+redis-server on a free loopback port, starts the servers, measures, stops everything it
+started, and writes bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from clients import Tally, cookie_header, login, sse_reader, ws_reader
+from clients import ReaderProcess, ReaderSpec, Tally, cookie_header, login, sse_reader, ws_reader
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
 DATABASE = "colloque_bench"
 HOST = "127.0.0.1"
 MARTIN = "dr.martin@demo.colloque.test"
@@ -64,10 +63,12 @@ class Stack:
 
 
 @contextmanager
-def services(logs: Path) -> Iterator[dict[str, str]]:
+def services(database: str) -> Iterator[dict[str, str]]:
     """A fresh database and a private Redis, removed afterwards."""
-    psql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-    psql(f"CREATE DATABASE {DATABASE}")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", database):
+        raise ValueError(f"not a plain database name: {database!r}")
+    psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    psql(f"CREATE DATABASE {database}")
     redis_port = free_port()
     redis = subprocess.Popen(
         [
@@ -85,7 +86,7 @@ def services(logs: Path) -> Iterator[dict[str, str]]:
     )
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://postgres@{HOST}:5432/{DATABASE}",
+        "DATABASE_URL": f"postgres://postgres@{HOST}:5432/{database}",
         "REDIS_URL": f"redis://{HOST}:{redis_port}/0",
         "SECRET_KEY": "bench-secret-key-bench-secret-key-0123456789",
     }
@@ -94,7 +95,7 @@ def services(logs: Path) -> Iterator[dict[str, str]]:
     finally:
         redis.terminate()
         redis.wait()
-        psql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
 
 @contextmanager
@@ -252,28 +253,28 @@ def summarise(sent: list[Sent], audiences: dict[int, list[Tally]]) -> dict[str, 
 async def fanout(stack: Stack, seconds: float, rate: float) -> dict[str, float]:
     """1,000 clients in 100 conversations, 100 messages a second through the full path."""
     thread_ids, patients = await open_threads(stack, 100)
-    stop = asyncio.Event()
     staff_tallies: list[Tally] = []
     audiences: dict[int, list[Tally]] = {}
-    readers = []
+    specs: list[ReaderSpec] = []
+    every: list[Tally] = []
     for n, (thread_id, client) in enumerate(zip(thread_ids, patients, strict=True)):
         tallies = [Tally() for _ in range(10 if n >= 10 else 9)]
         audiences[thread_id] = tallies
         for k, tally in enumerate(tallies):
-            readers.append(
-                sse_reader(HOST, stack.ports[(n + k) % 2], cookie_header(client), tally, stop)
-            )
+            specs.append(("sse", HOST, stack.ports[(n + k) % 2], cookie_header(client)))
+            every.append(tally)
     for email, port in ((MARTIN, stack.ports[1]), (SECRETARIAT, stack.ports[0])):
         staff = await login(base(port), email)
         for _ in range(5):
             tally = Tally()
             staff_tallies.append(tally)
             url = base(port).replace("http", "ws") + "/ws"
-            readers.append(ws_reader(url, base(port), cookie_header(staff), tally, stop))
+            specs.append(("ws", url, base(port), cookie_header(staff), 0.0))
+            every.append(tally)
     for tallies in audiences.values():
         tallies.extend(staff_tallies)
-    tasks = [asyncio.create_task(r) for r in readers]
-    await asyncio.sleep(5)  # every stream open and registered
+    readers = ReaderProcess(specs)
+    await asyncio.sleep(6)  # every stream open and registered
     martin = await login(base(stack.ports[0]), MARTIN)
     sent: list[Sent] = []
     posts = []
@@ -288,10 +289,9 @@ async def fanout(stack: Stack, seconds: float, rate: float) -> dict[str, float]:
         posts.append(asyncio.create_task(post(sender, thread_ids[thread_index], token, sent)))
     await asyncio.gather(*posts)
     await asyncio.sleep(3)
-    stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await readers.stop(every)
     result = summarise(sent, audiences)
-    result["clients"] = len(readers)
+    result["clients"] = len(specs)
     result["reconnects"] = sum(t.reconnects for ts in audiences.values() for t in ts)
     return result
 
@@ -302,28 +302,18 @@ async def queue_storm(stack: Stack, seconds: float, senders: int) -> dict[str, f
     thread_ids, patients = await open_threads(stack, 100)
     for client in patients:
         await client.aclose()
-    stop = asyncio.Event()
     tallies = [Tally() for _ in range(200)]
-    readers = []
+    specs: list[ReaderSpec] = []
     slow_until = time.time() + 5 + seconds / 2
     for n in range(4):
         port = stack.ports[n % 2]
         secretary = await login(base(port), SECRETARIAT)
         url = base(port).replace("http", "ws") + "/ws"
         for k in range(50):
-            tally = tallies[n * 50 + k]
-            readers.append(
-                ws_reader(
-                    url,
-                    base(port),
-                    cookie_header(secretary),
-                    tally,
-                    stop,
-                    slow_until if n * 50 + k < 2 else 0.0,
-                )
-            )
-    tasks = [asyncio.create_task(r) for r in readers]
-    await asyncio.sleep(4)
+            slow = slow_until if n * 50 + k < 2 else 0.0
+            specs.append(("ws", url, base(port), cookie_header(secretary), slow))
+    readers = ReaderProcess(specs)
+    await asyncio.sleep(5)
     martins = [await login(base(stack.ports[n % 2]), MARTIN) for n in range(senders)]
     sent: list[Sent] = []
     deadline = time.time() + seconds
@@ -336,8 +326,7 @@ async def queue_storm(stack: Stack, seconds: float, senders: int) -> dict[str, f
 
     await asyncio.gather(*(sender(m) for m in martins))
     await asyncio.sleep(10)  # the slow clients reconnect and catch up
-    stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await readers.stop(tallies)
     result = summarise(sent, dict.fromkeys(thread_ids, tallies))
     fast = [t for t in tallies[2:]]
     arrivals = [at for t in fast for at in t.received.values()]
@@ -449,13 +438,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rate", type=float, default=100.0, help="fan-out messages per second")
     parser.add_argument("--only", choices=("fanout", "queue", "idle"), action="append")
+    parser.add_argument("--database", default=DATABASE, help="PostgreSQL database to (re)create")
     args = parser.parse_args()
     only = set(args.only or ("fanout", "queue", "idle"))
     logs = ROOT / "var" / "bench"
     logs.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, float]] = {}
     idle_count = 2000 if args.quick else 10000
-    with services(logs) as env:
+    with services(args.database) as env:
         subprocess.run(
             [sys.executable, "-m", "server.cli", "demo", "--patients", "200"],
             env=env,

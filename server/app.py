@@ -23,7 +23,18 @@ from server.live import sse, ws
 from server.live.hub import Hub
 from server.settings import WEB_DIR, Settings, load_settings
 from server.translatable import N_
-from server.views import auth, health, patient, staff, threads, triage
+from server.views import (
+    admin,
+    auth,
+    health,
+    password,
+    patient,
+    privacy,
+    second_factor,
+    staff,
+    threads,
+    triage,
+)
 from server.views.rendering import is_htmx, render, translate
 from workers.runner import run_workers
 
@@ -63,6 +74,30 @@ def _routes() -> list[Route | Mount | WebSocketRoute]:
         Route("/login", auth.login_page, methods=["GET"]),
         Route("/login", auth.login, methods=["POST"]),
         Route("/logout", auth.logout, methods=["POST"]),
+        # Forgotten password: an emailed one-time link.
+        Route("/password/forgot", password.forgot_page, methods=["GET"]),
+        Route("/password/forgot", password.forgot, methods=["POST"]),
+        Route("/password/reset/{token:str}", password.reset_page, methods=["GET"]),
+        Route("/password/reset/{token:str}", password.reset, methods=["POST"]),
+        # Two-step verification and the account page.
+        Route("/login/second-factor", second_factor.login_code_page, methods=["GET"]),
+        Route("/login/second-factor", second_factor.login_code, methods=["POST"]),
+        Route("/account", second_factor.account_page, methods=["GET"]),
+        Route("/account/second-factor", second_factor.setup_page, methods=["GET"]),
+        Route("/account/second-factor/start", second_factor.start, methods=["POST"]),
+        Route("/account/second-factor/confirm", second_factor.confirm, methods=["POST"]),
+        Route("/account/second-factor/recovery-codes", second_factor.renew_codes, methods=["POST"]),
+        Route("/account/second-factor/disable", second_factor.disable, methods=["POST"]),
+        Route("/account/second-factor/hint", second_factor.dismiss_suggestion, methods=["POST"]),
+        Route("/account/logout-everywhere", second_factor.logout_everywhere, methods=["POST"]),
+        # A patient's data (GDPR): a copy, or closing the account.
+        Route("/account/export", privacy.export_page, methods=["GET"]),
+        Route("/account/export", privacy.export, methods=["POST"]),
+        Route("/account/close", privacy.close_page, methods=["GET"]),
+        Route("/account/close", privacy.close, methods=["POST"]),
+        # The practice administrator: the audit trail.
+        Route("/admin", admin.home, methods=["GET"]),
+        Route("/admin/audit.csv", admin.audit_csv, methods=["GET"]),
         Route("/language", auth.choose_language, methods=["POST"]),
         Route("/threads/new", patient.new_request, methods=["GET"]),
         Route("/threads", patient.create_request, methods=["POST"]),
@@ -79,6 +114,7 @@ def _routes() -> list[Route | Mount | WebSocketRoute]:
         Route("/queue", staff.queue, methods=["GET"]),
         Route("/settings", staff.settings_page, methods=["GET"]),
         Route("/settings", staff.save_settings, methods=["POST"]),
+        Route("/settings/second-factor", second_factor.save_patient_requirement, methods=["POST"]),
         Route("/triage/preview", triage.preview, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static"),

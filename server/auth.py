@@ -12,7 +12,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import RedirectResponse, Response
 
+from server.actions import audit, second_factor
 from server.models import Role, User
+from server.rules.second_factor import ENROLMENT_REQUIRED, open_before_enrolment
 from server.sessions import ActiveSession, load_session, sign, unsign
 from server.streams import latest_event_id
 
@@ -101,17 +103,34 @@ async def check_csrf(request: Request) -> None:
         content_type = request.headers.get("content-type", "")
         if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
             sent = (await request.form()).get(CSRF_FIELD)
-    if _csrf_binding(request) is None or not isinstance(sent, str):
+    valid = (
+        _csrf_binding(request) is not None
+        and isinstance(sent, str)
+        and hmac.compare_digest(sent, csrf_token(request))
+    )
+    if not valid:
+        await audit.record_refusal(await current_user(request), "csrf.denied", _route(request))
         raise HTTPException(403, "CSRF token missing or invalid")
-    if not hmac.compare_digest(sent, csrf_token(request)):
-        raise HTTPException(403, "CSRF token missing or invalid")
+
+
+def _route(connection: HTTPConnection) -> str:
+    """What a refused request was after, for the audit trail: its path, never its query."""
+    return f"route:{connection.url.path}"
+
+
+def _to_enrolment(request: Request) -> Response:
+    """Pages go to the account page, which explains; programs are told why they are refused."""
+    if request.method == "GET" and "hx-request" not in request.headers:
+        return RedirectResponse("/account", status_code=303)
+    raise HTTPException(403, ENROLMENT_REQUIRED.message)
 
 
 def guarded(*roles: Role, login: bool = True) -> Callable[[Handler], Handler]:
     """Wrap a handler: CSRF on unsafe methods, then login and role checks.
 
     A visitor who is not logged in is sent to the login page (pages) or told 401 (programs);
-    a logged-in user of another role gets 404, as for any object that is not theirs.
+    a logged-in user of another role gets 404, as for any object that is not theirs; a user who
+    must set up two-step verification first is sent to it (pages) or told 403 (programs).
     """
 
     def decorate(handler: Handler) -> Handler:
@@ -127,7 +146,14 @@ def guarded(*roles: Role, login: bool = True) -> Callable[[Handler], Handler]:
                     return RedirectResponse("/login", status_code=303)
                 raise HTTPException(401, "Login required")
             if roles and user.role not in roles:
+                await audit.record_refusal(user, "role.denied", _route(request))
                 raise HTTPException(404)
+            if await second_factor.must_enrol(user):
+                # Required two-step verification not set up yet: the enrolment pages only, and
+                # no live stream on them (no cursor).
+                if not open_before_enrolment(request.url.path):
+                    return _to_enrolment(request)
+                return await handler(request)
             if request.method == "GET":
                 # Read before the page's data: a live stream resuming from here may repeat a
                 # change the page already shows (fragments are idempotent) but never skips one.

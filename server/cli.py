@@ -1,4 +1,4 @@
-"""The `colloque` command: serve, worker, migrate, demo."""
+"""The `colloque` command: serve, worker, migrate, demo, purge, rotate-keys."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     from server.live.serving import LiveServer
 
     config = uvicorn.Config(
-        "server.app:create_app",
+        "server.live.serving:create_app",
         factory=True,
         host=args.host,
         port=args.port or settings.port,
@@ -37,6 +37,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         log_level="info",
         access_log=not args.no_access_log,
     )
+    # Password reset links carry their token in the path: keep it out of the access log.
+    from server import log_redaction
+
+    log_redaction.install()
     LiveServer(config).run()
 
 
@@ -80,6 +84,41 @@ async def _demo(settings: Settings, patients: int) -> None:
     print(summary)
 
 
+async def _purge(settings: Settings) -> None:
+    from server import db
+    from server.actions.retention import purge
+
+    await db.open_database(settings)
+    try:
+        purged = await purge()
+    finally:
+        await db.close_database()
+    print(purged)
+
+
+async def _rotate_keys(settings: Settings, batch_size: int) -> int:
+    from server import crypto, db
+    from server.actions.key_rotation import RotationError, rotate_keys
+
+    keyring = crypto.Keyring(settings.data_keys)
+    crypto.use_keyring(keyring)
+    await db.open_database(settings)
+    try:
+        rotations = await rotate_keys(keyring, batch_size)
+    except RotationError as error:
+        print(f"colloque: {error}", file=sys.stderr)
+        return 1
+    finally:
+        await db.close_database()
+    print(f"current key: {keyring.current_id}")
+    for rotation in rotations:
+        line = f"{rotation.column.context}: {rotation.reencrypted} re-encrypted"
+        line += f" ({rotation.from_plaintext} were plaintext"
+        line += f", {rotation.changed_meanwhile} changed meanwhile and kept as written)"
+        print(line)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="colloque", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="bring the database schema up to date")
     demo = commands.add_parser("demo", help="create the demo practice and accounts")
     demo.add_argument("--patients", type=int, default=0, help="also create N load-test patients")
+    commands.add_parser(
+        "purge", help="delete what is past its retention period (audit lines, sessions, resets)"
+    )
+    rotate = commands.add_parser(
+        "rotate-keys", help="re-encrypt stored data under the first key of COLLOQUE_DATA_KEYS"
+    )
+    rotate.add_argument("--batch-size", type=int, default=500, help="rows per transaction")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -115,6 +161,13 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         asyncio.run(_worker(settings))
+    elif args.command == "purge":
+        asyncio.run(_purge(settings))
+    elif args.command == "rotate-keys":
+        if args.batch_size < 1:
+            print("colloque: --batch-size must be at least 1", file=sys.stderr)
+            return 2
+        return asyncio.run(_rotate_keys(settings, args.batch_size))
     elif args.command == "migrate":
         asyncio.run(_migrate(settings))
     elif args.command == "demo":

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from tortoise import Tortoise, connections
 from tortoise.migrations.api import migrate as run_migrations
 
 from server.settings import ROOT, Settings, load_settings
+
+_LOGGERS_WITH_PARAMETERS = ("tortoise.db_client", "aiosqlite")
 
 
 def tortoise_config(database_url: str) -> dict[str, Any]:
@@ -41,6 +44,10 @@ async def open_database(settings: Settings) -> None:
     lifespan's context, so the process-wide fallback is what every handler and worker uses.
     """
     _ensure_sqlite_folder(settings.database_url)
+    # Tortoise and aiosqlite log every statement with its parameters at DEBUG: emails, message
+    # text. Health data never goes to logs, even when an operator turns debugging on.
+    for name in _LOGGERS_WITH_PARAMETERS:
+        logging.getLogger(name).setLevel(logging.INFO)
     await Tortoise.init(config=tortoise_config(settings.database_url), _enable_global_fallback=True)
 
 

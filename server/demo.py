@@ -30,6 +30,8 @@ ACCOUNTS = (
     ("dr.martin@demo.colloque.test", Role.PRACTITIONER, "Dr Claire Martin", LILAS, True),
     ("dr.bernard@demo.colloque.test", Role.PRACTITIONER, "Dr Paul Bernard", LILAS, False),
     ("secretariat@demo.colloque.test", Role.SECRETARY, "Secrétariat des Lilas", LILAS, None),
+    # Exports the practice's audit trail (/admin).
+    ("admin@demo.colloque.test", Role.ADMIN, "Administration des Lilas", LILAS, None),
     ("alice@demo.colloque.test", Role.PATIENT, "Alice Durand", None, None),
     ("bob@demo.colloque.test", Role.PATIENT, "Bob Lefèvre", None, None),
     ("dr.petit@autre.colloque.test", Role.PRACTITIONER, "Dr Sophie Petit", AUTRE, True),

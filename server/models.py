@@ -11,6 +11,8 @@ from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
 
+from server.encrypted_fields import EncryptedTextField
+
 
 class Role(StrEnum):
     PATIENT = "patient"
@@ -70,7 +72,7 @@ class User(Model):
     is_active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     #: TOTP shared secret, encrypted at rest like message content, null until enrolled.
-    totp_secret = fields.TextField(null=True)
+    totp_secret = EncryptedTextField(null=True)
     #: Set once the user proved their authenticator works: only then is the factor required.
     totp_enabled_at = fields.DatetimeField(null=True)
     #: Last TOTP time step accepted, so that one code cannot be replayed within its window.
@@ -183,9 +185,9 @@ class Thread(Model):
     )
     category = fields.CharEnumField(Category, max_length=16)
     #: Encrypted at rest, like message bodies, hence text rather than a bounded column.
-    subject = fields.TextField()
+    subject = EncryptedTextField()
     status = fields.CharEnumField(ThreadStatus, max_length=16, default=ThreadStatus.PENDING)
-    decline_reason = fields.TextField(default="")
+    decline_reason = EncryptedTextField(default="")
     #: Set when triage flags one of the patient's messages: the thread goes first in the inbox
     #: and the queue. Categories accumulate over the thread's flagged messages.
     emergency = fields.BooleanField(default=False)
@@ -220,7 +222,7 @@ class Message(Model):
         "models.User", related_name="messages", null=True, on_delete=fields.SET_NULL
     )
     kind = fields.CharEnumField(MessageKind, max_length=16)
-    body = fields.TextField()
+    body = EncryptedTextField()
     created_at = fields.DatetimeField(auto_now_add=True)
     #: When triage assessed this patient message, null until then: a patient message still null
     #: is a triage job not done yet, whatever happened to the queue that carried it.

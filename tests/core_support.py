@@ -26,10 +26,11 @@ MARTIN = "dr.martin@demo.colloque.test"
 BERNARD = "dr.bernard@demo.colloque.test"
 PETIT = "dr.petit@autre.colloque.test"
 SECRETARIAT = "secretariat@demo.colloque.test"
+ADMIN = "admin@demo.colloque.test"  # administrator of the Lilas practice
 
 PATIENTS = (ALICE, BOB, CHLOE)
 PRACTITIONERS = (MARTIN, BERNARD, PETIT)
-ACCOUNTS = (ALICE, BOB, CHLOE, MARTIN, BERNARD, PETIT, SECRETARIAT)
+ACCOUNTS = (ALICE, BOB, CHLOE, MARTIN, BERNARD, PETIT, SECRETARIAT, ADMIN)
 
 # The demo threads, by the subject the demo gives them.
 SUBJECT_RENEWAL = "Renouvellement de mon traitement pour la tension"  # alice -> Martin, open
@@ -45,6 +46,7 @@ HOME = {
     BERNARD: "/inbox",
     PETIT: "/inbox",
     SECRETARIAT: "/queue",
+    ADMIN: "/queue",
 }
 
 _CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
@@ -83,9 +85,11 @@ async def user(email: str) -> User:
 
 
 async def thread_by_subject(subject: str) -> Thread:
-    return await Thread.get(subject=subject).select_related(
-        "practice", "patient", "practitioner", "assignee"
-    )
+    """Subjects are encrypted at rest, so a query cannot compare them: compare once loaded."""
+    threads = await Thread.all().select_related("practice", "patient", "practitioner", "assignee")
+    matches = [thread for thread in threads if thread.subject == subject]
+    assert len(matches) == 1, f"{len(matches)} threads titled {subject!r}"
+    return matches[0]
 
 
 async def demo_thread_ids() -> dict[str, int]:

@@ -329,4 +329,5 @@ async def test_parallel_posts_cannot_exceed_the_minute_quota() -> None:
             group.start_soon(post, n)
     assert len(accepted) >= 10
     assert len(accepted) <= quotas.DEFAULT_QUOTA.per_minute
-    assert await Message.filter(author_id=alice.id, body__startswith="#").count() == len(accepted)
+    bodies = await Message.filter(author_id=alice.id).values_list("body", flat=True)
+    assert sum(body.startswith("#") for body in bodies) == len(accepted)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from core_support import (
     ACCOUNTS,
+    ADMIN,
     ALICE,
     BERNARD,
     BOB,
@@ -26,6 +27,7 @@ from server.rules.quotas import DEFAULT_QUOTA
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("db")]
 
 ROLES = {
+    ADMIN: "admin",
     ALICE: "patient",
     BOB: "patient",
     CHLOE: "patient",

@@ -107,7 +107,7 @@ async def test_subjects_are_escaped_on_every_list(new_client: ClientFactory) -> 
         },
     )
     assert answer.status_code == 303
-    thread = await Thread.get(subject=subject)
+    thread = await thread_by_subject(subject)
     await login(doctor, MARTIN)
     await login(secretary, SECRETARIAT)
     for who, browser, path in (

@@ -45,7 +45,9 @@ async def post_message(author: User, thread: Thread, body: str) -> Message:
             thread_id=thread.id, seq=seq, author=author, kind=kind, body=body, using_db=connection
         )
         await _read_up_to(author.id, thread.id, seq, connection)
-        await audit.record(author.id, "message.posted", thread.id, {"seq": seq}, using=connection)
+        await audit.record_thread(
+            author.id, "message.posted", thread, {"seq": seq}, using=connection
+        )
         event_id = await streams.record(
             connection,
             "message.created",
@@ -116,7 +118,7 @@ async def mark_read(user: User, thread: Thread) -> None:
     follow through their stream."""
     async with in_transaction() as connection:
         advanced = await _read_up_to(user.id, thread.id, thread.last_seq, connection)
-        await audit.record(user.id, "thread.read", thread.id, using=connection)
+        await audit.record_thread(user.id, "thread.read", thread, using=connection)
         event_id = (
             await streams.record(
                 connection,

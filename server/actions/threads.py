@@ -150,10 +150,10 @@ async def open_request(
         await ReadState.create(
             user=patient, thread=thread, last_read_seq=thread.last_seq, using_db=connection
         )
-        await audit.record(
+        await audit.record_thread(
             patient.id,
             "thread.opened",
-            thread.id,
+            thread,
             {"category": parsed_category.value},
             using=connection,
         )
@@ -191,7 +191,9 @@ async def _set_status(
         )
         if not updated:
             raise Refused(thread_states.NOT_PENDING)
-        await audit.record(actor.id, action, thread.id, {"status": status.value}, using=connection)
+        await audit.record_thread(
+            actor.id, action, thread, {"status": status.value}, using=connection
+        )
         event_id = await streams.record(
             connection,
             "thread.status",
@@ -254,8 +256,8 @@ async def assign(actor: User, thread: Thread, assignee_id: int | None) -> Thread
             .using_db(connection)
             .update(assignee_id=assignee_id, updated_at=datetime.now(UTC))
         )
-        await audit.record(
-            actor.id, "thread.assigned", thread.id, {"assignee_id": assignee_id}, using=connection
+        await audit.record_thread(
+            actor.id, "thread.assigned", thread, {"assignee_id": assignee_id}, using=connection
         )
         thread.assignee_id = assignee_id
         # Whoever lost sight of the thread by the change hears about it too, to drop it.

@@ -43,11 +43,13 @@ async def record_assessment(message_id: int, emergency: bool, categories: Sequen
                 .update(emergency=True, emergency_categories=merged, updated_at=now)
             )
             thread.emergency, thread.emergency_categories = True, merged
-            await audit.record(
+            await audit.record_thread(
                 None,
                 "message.flagged",
-                thread.id,
-                {"message_id": message_id, "categories": flagged},
+                thread,
+                # That a flag was raised, not what about: the categories are health data and
+                # stay on the message and the thread.
+                {"message_id": message_id},
                 using=connection,
             )
             event_id = await streams.record(
@@ -58,10 +60,10 @@ async def record_assessment(message_id: int, emergency: bool, categories: Sequen
                 data={"message_id": message_id, "suicidal": SUICIDAL in flagged},
             )
         else:
-            await audit.record(
+            await audit.record_thread(
                 None,
                 "message.assessed",
-                message.thread_id,
+                await Thread.get(id=message.thread_id, using_db=connection),
                 {"message_id": message_id},
                 using=connection,
             )

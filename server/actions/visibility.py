@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.exceptions import HTTPException
 
+from server.actions import audit
 from server.models import Role, Thread, User
 from server.rules.access import ThreadParties, Viewer, can_read_content, can_see_thread
 
@@ -22,13 +23,22 @@ def parties_of(thread: Thread) -> ThreadParties:
 
 
 async def thread_for(user: User, thread_id: object) -> Thread:
-    """The thread if `user` may see it; 404 otherwise, so its existence is not revealed."""
+    """The thread if `user` may see it; 404 otherwise, so its existence is not revealed.
+
+    A refusal is audited: for the thread's practice when it exists (its data was asked for),
+    the caller's otherwise.
+    """
     if not isinstance(thread_id, int) or thread_id <= 0 or thread_id > 2**31 - 1:
+        await audit.record_refusal(user, "thread.denied", "thread:invalid")
         raise HTTPException(404)
     thread = await Thread.get_or_none(id=thread_id).select_related(
         "practice", "patient", "practitioner", "assignee"
     )
-    if thread is None or not can_see_thread(viewer_of(user), parties_of(thread)):
+    if thread is None:
+        await audit.record_refusal(user, "thread.denied", f"thread:{thread_id}")
+        raise HTTPException(404)
+    if not can_see_thread(viewer_of(user), parties_of(thread)):
+        await audit.record_thread(user.id, "thread.denied", thread, outcome=audit.DENIED)
         raise HTTPException(404)
     return thread
 

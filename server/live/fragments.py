@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from server.actions.visibility import may_read_content
+from server.live.batch import Preloaded
 from server.live.connection import CSRF_PLACEHOLDER, LiveConnection
 from server.models import Message, ReadState, Role, StreamEvent, Thread, ThreadStatus, User
 from server.queries import ThreadRow, practice_team
@@ -20,13 +21,14 @@ from server.views.rendering import environment
 
 
 def cursor(event_id: int) -> str:
-    """Every fragment moves the page's cursor, which is where it resumes after a reconnect."""
+    """Every fragment ends by moving the page's cursor, which is where it resumes after a
+    reconnect (and where a frame holding several events' fragments can be cut)."""
     return f'<span id="live-cursor" hx-swap-oob="true" data-after="{event_id}" hidden></span>'
 
 
 def reset(event_id: int) -> str:
     """Too much was missed to replay: the page reloads its parts from the database."""
-    return cursor(event_id) + '<span id="live-reset" hx-swap-oob="true" data-reload hidden></span>'
+    return '<span id="live-reset" hx-swap-oob="true" data-reload hidden></span>' + cursor(event_id)
 
 
 def in_queue(thread: Thread) -> bool:
@@ -36,10 +38,16 @@ def in_queue(thread: Thread) -> bool:
 
 
 class EventRenderer:
-    """Renders one event for every viewer that receives it, reusing shared parts."""
+    """Renders one event for every viewer that receives it, reusing shared parts.
 
-    def __init__(self, event: StreamEvent) -> None:
+    A fragment may depend on the viewer's user and locale only (the CSRF token goes in as
+    CSRF_PLACEHOLDER): the hub renders once per user and locale, not once per connection.
+    """
+
+    def __init__(self, event: StreamEvent, preloaded: Preloaded | None = None) -> None:
         self.event = event
+        #: The hub's batch, read in a few queries; without it, rows are read one by one.
+        self._preloaded = preloaded
         self._loaded = False
         self.thread: Thread | None = None
         self.message: Message | None = None
@@ -50,13 +58,20 @@ class EventRenderer:
         if self._loaded:
             return
         self._loaded = True
+        batch = self._preloaded
         if self.event.thread_id is not None:
-            self.thread = await Thread.get_or_none(id=self.event.thread_id).select_related(
-                "practice", "patient", "practitioner", "assignee"
-            )
+            if batch is not None:
+                self.thread = batch.threads.get(self.event.thread_id)
+            else:
+                self.thread = await Thread.get_or_none(id=self.event.thread_id).select_related(
+                    "practice", "patient", "practitioner", "assignee"
+                )
         message_id = self.event.data.get("message_id")
         if message_id is not None:
-            self.message = await Message.get_or_none(id=message_id).select_related("author")
+            if batch is not None:
+                self.message = batch.messages.get(int(message_id))
+            else:
+                self.message = await Message.get_or_none(id=message_id).select_related("author")
 
     async def _part(self, key: tuple[object, ...], make: Callable[[], Awaitable[str]]) -> str:
         if key not in self._parts:
@@ -94,12 +109,40 @@ class EventRenderer:
                     lambda: self._controls(connection),
                 )
             )
+        if kind == "message.flagged":
+            parts.append(await self._flagged(connection))
         if named:
             parts.append(await self._part(("row", user.id), lambda: self._row(connection)))
         if user.role in STAFF_WIDE_ROLES and kind != "message.created":
             parts.append(await self._part(("queue", locale), lambda: self._queue_row(connection)))
         parts.append(cursor(self.event.id))
         return "".join(parts)
+
+    async def _flagged(self, connection: LiveConnection) -> str:
+        """The patient who wrote is told to call 15 or 112 now; staff see the alert first."""
+        assert self.thread is not None
+        user, locale = connection.user, connection.locale
+        if user.id == self.thread.patient_id:
+            return await self._part(("guidance", locale), lambda: self._guidance(locale))
+        if not is_staff(Role(user.role)):
+            return ""
+        header = await self._part(("header", locale, True), lambda: self._header(connection))
+        alert = await self._part(("alert", locale), lambda: self._alert(locale))
+        return alert + header
+
+    async def _guidance(self, locale: str) -> str:
+        html = self._render(
+            locale,
+            "partials/emergency_guidance.html",
+            suicidal=bool(self.event.data.get("suicidal")),
+            sent=True,
+            guidance_key=self.event.id,
+        )
+        return f'<div id="emergency-guidance" hx-swap-oob="true">{html}</div>'
+
+    async def _alert(self, locale: str) -> str:
+        html = self._render(locale, "partials/emergency_alert.html", thread=self.thread)
+        return f'<div hx-swap-oob="afterbegin:#emergency-alerts">{html}</div>'
 
     async def _message(self, locale: str, visible: bool) -> str:
         assert self.thread is not None and self.message is not None
@@ -114,7 +157,11 @@ class EventRenderer:
     async def _team_members(self) -> list[User]:
         if self._team is None:
             assert self.thread is not None
-            self._team = await practice_team(self.thread.practice_id)
+            practice_id = self.thread.practice_id
+            teams = self._preloaded.teams if self._preloaded is not None else {}
+            if practice_id not in teams:
+                teams[practice_id] = await practice_team(practice_id)
+            self._team = teams[practice_id]
         return self._team
 
     async def _header(self, connection: LiveConnection) -> str:
@@ -146,8 +193,13 @@ class EventRenderer:
         """The user's own list row, moved to the top: delete, then insert at the start."""
         thread = self.thread
         assert thread is not None
-        state = await ReadState.get_or_none(user_id=connection.user.id, thread_id=thread.id)
-        unread = max(0, thread.last_seq - (state.last_read_seq if state else 0))
+        read = None
+        if self._preloaded is not None:
+            read = self._preloaded.read_mark(connection.user.id, thread.id)
+        if read is None:
+            state = await ReadState.get_or_none(user_id=connection.user.id, thread_id=thread.id)
+            read = state.last_read_seq if state else 0
+        unread = max(0, thread.last_seq - read)
         row = ThreadRow(thread, unread, datetime.now(UTC) - thread.created_at)
         template = (
             "partials/patient_thread_row.html"

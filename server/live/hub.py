@@ -11,9 +11,11 @@ from contextlib import asynccontextmanager
 import anyio
 
 from server.broker import Broker, Resync
+from server.live.batch import preload
 from server.live.connection import LiveConnection, Outgoing
 from server.live.fragments import EventRenderer, reset
-from server.live.session_check import alive_sessions
+from server.live.session_check import CHECK_SECONDS, alive_sessions
+from server.live.sse import PING_SECONDS
 from server.models import StreamEvent
 from server.streams import STAFF_WIDE_ROLES, events_after, latest_event_id, replay_for
 from server.views.rendering import environment
@@ -24,6 +26,16 @@ log = logging.getLogger("colloque.live")
 # (a process that died between commit and publish, a publish that timed out).
 POLL_SECONDS = 2.0
 _BATCH = 500
+
+#: The hubs running in this process, for the server to end their streams when it stops.
+_RUNNING: set[Hub] = set()
+
+
+def close_every_stream(reason: str) -> None:
+    """Server shutdown: streams never end on their own, so the ASGI server would wait forever;
+    each gets its reconnect hint (1012, or `retry:`) instead."""
+    for hub in list(_RUNNING):
+        hub.close_all(reason)
 
 
 class Hub:
@@ -42,18 +54,37 @@ class Hub:
     async def run(self) -> None:
         """Follow the log until cancelled: woken by the broker, or by the poll at the latest."""
         self.last_id = await latest_event_id()
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(self._listen)
-            while True:
-                with anyio.move_on_after(POLL_SECONDS):
-                    await self._wake.wait()
-                self._wake = anyio.Event()
-                try:
-                    await self._drain()
-                except Exception:
-                    # The database may be briefly unreachable; the next wake or poll retries
-                    # from the same id, so nothing is skipped.
-                    log.exception("live fan-out failed; retrying")
+        _RUNNING.add(self)
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._listen)
+                tasks.start_soon(self._keep_alive)
+                while True:
+                    with anyio.move_on_after(POLL_SECONDS):
+                        await self._wake.wait()
+                    self._wake = anyio.Event()
+                    try:
+                        await self._drain()
+                    except Exception:
+                        # The database may be briefly unreachable; the next wake or poll retries
+                        # from the same id, so nothing is skipped.
+                        log.exception("live fan-out failed; retrying")
+        finally:
+            _RUNNING.discard(self)
+
+    async def _keep_alive(self) -> None:
+        """Pings for the streams that need them, and the periodic session re-check: one timer
+        for the whole process instead of one per connection."""
+        checked_at = anyio.current_time()
+        while True:
+            await anyio.sleep(PING_SECONDS)
+            for members in list(self._by_session.values()):
+                for connection in members:
+                    if connection.heartbeat:
+                        connection.ping()
+            if anyio.current_time() - checked_at >= CHECK_SECONDS:
+                checked_at = anyio.current_time()
+                await self._close_ended_sessions()
 
     async def _listen(self) -> None:
         async for item in self.broker.listen():
@@ -77,9 +108,7 @@ class Hub:
     async def _drain(self) -> None:
         while True:
             batch = await events_after(self.last_id, _BATCH)
-            for event, recipients in batch:
-                await self._dispatch(event, recipients)
-                self.last_id = event.id
+            await self._dispatch(batch)
             if len(batch) < _BATCH:
                 return
 
@@ -91,13 +120,24 @@ class Hub:
             targets.update(self._staff_by_practice.get(event.practice_id, ()))
         return targets
 
-    async def _dispatch(self, event: StreamEvent, recipients: frozenset[int]) -> None:
-        targets = self._targets(event, recipients)
-        if not targets:
-            return
-        renderer = EventRenderer(event)
-        for connection in targets:
-            connection.offer(Outgoing(event.id, await renderer.for_connection(connection)))
+    async def _dispatch(self, batch: list[tuple[StreamEvent, frozenset[int]]]) -> None:
+        """Renders each event once per user and locale, then queues it to their connections."""
+        wanted = [e for e, recipients in batch if self._targets(e, recipients)]
+        preloaded = await preload(wanted) if wanted else None
+        for event, recipients in batch:
+            # Targets again, now: a stream may have opened or closed during the preload.
+            targets = self._targets(event, recipients)
+            if targets:
+                renderer = EventRenderer(event, preloaded)
+                rendered: dict[tuple[int, str], Outgoing] = {}
+                for connection in targets:
+                    key = (connection.user.id, connection.locale)
+                    item = rendered.get(key)
+                    if item is None:
+                        html = await renderer.for_connection(connection)
+                        item = rendered[key] = Outgoing(event.id, html)
+                    connection.offer(item)
+            self.last_id = event.id
 
     def _typing(self, typing: dict[str, object]) -> None:
         thread_id = int(str(typing["thread_id"]))
@@ -105,15 +145,19 @@ class Hub:
         for user_id in typing.get("user_ids", []):  # type: ignore[union-attr]
             targets.update(self._by_user.get(int(user_id), ()))
         targets.update(self._staff_by_practice.get(int(str(typing["practice_id"])), ()))
+        rendered: dict[str, Outgoing] = {}
         for connection in targets:
             if connection.user.role == "patient":
                 continue
-            html = (
-                environment(connection.locale)
-                .get_template("partials/typing.html")
-                .render(thread_id=thread_id, name=typing["name"])
-            )
-            connection.offer(Outgoing(None, html))
+            item = rendered.get(connection.locale)
+            if item is None:
+                html = (
+                    environment(connection.locale)
+                    .get_template("partials/typing.html")
+                    .render(thread_id=thread_id, name=typing["name"])
+                )
+                item = rendered[connection.locale] = Outgoing(None, html)
+            connection.offer(item)
 
     @asynccontextmanager
     async def connected(self, connection: LiveConnection, after: int) -> AsyncIterator[None]:
@@ -126,9 +170,10 @@ class Hub:
                 latest = max(await latest_event_id(), after)
                 connection.replayed([Outgoing(latest, reset(latest))])
             else:
+                preloaded = await preload(events)
                 items = []
                 for event in events:
-                    renderer = EventRenderer(event)
+                    renderer = EventRenderer(event, preloaded)
                     items.append(Outgoing(event.id, await renderer.for_connection(connection)))
                 connection.replayed(items)
             yield
@@ -136,6 +181,10 @@ class Hub:
             self._unregister(connection)
 
     def _register(self, connection: LiveConnection) -> None:
+        peers = self._by_user.get(connection.user.id)
+        if peers:
+            # One user object per user, not per connection (10,000 tabs of one secretariat).
+            connection.user = next(iter(peers)).user
         user = connection.user
         self._by_user[user.id].add(connection)
         self._by_session[connection.session_id].add(connection)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
+from server.actions import second_factor
 from server.auth import csrf_token_for, current_session
 from server.live.connection import LiveConnection
 from server.streams import latest_event_id
@@ -33,14 +34,22 @@ async def resume_point(connection: HTTPConnection) -> int:
     return query if query is not None else await latest_event_id()
 
 
-async def open_connection(connection: HTTPConnection) -> LiveConnection | None:
+async def open_connection(
+    connection: HTTPConnection, *, heartbeat: bool = False
+) -> LiveConnection | None:
     """The live connection for this caller, or None without a valid session."""
     session = await current_session(connection)
-    if session is None:
+    if session is None or await second_factor.must_enrol(session.user):
+        # A user who still has to set up their second factor sees nothing but enrolment.
         return None
-    return LiveConnection(
+    live = LiveConnection(
         user=session.user,
         session_id=session.session_id,
         locale=request_locale(connection),
         csrf_token=csrf_token_for(connection.app.state.settings.secret_key, session.key),
+        heartbeat=heartbeat,
     )
+    # The request's state lives as long as the stream: drop the session (and its user row) from
+    # it, so that the hub can share one user object between that user's connections.
+    del connection.state.session
+    return live

@@ -1,64 +1,97 @@
-"""`GET /events`: the patient's live stream, Server-Sent Events."""
+"""`GET /events`: the patient's live stream, Server-Sent Events.
+
+A small ASGI response of its own rather than sse-starlette's: that one runs four tasks per
+stream (writer, ping, disconnect listener, shutdown listener), about 30 KiB per idle
+connection. Here the request's task waits for the client to leave, a writer task exists only
+while there is something to write, and pings, session re-checks and shutdown come from the
+hub, once for all streams.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import re
+from functools import partial
 
-import anyio
-from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
 
-from server.live.connection import Close, LiveConnection
+from server.live.connection import Close, Item, LiveConnection, Outgoing, Ping
 from server.live.opening import BadCursor, open_connection, resume_point
-from server.live.session_check import next_check_delay, session_alive
 
 # A browser reconnects after this many milliseconds when the stream ends for a restart or
 # because it was too slow; it then sends Last-Event-ID and misses nothing.
 RECONNECT_MS = 1000
-# Proxies and phones drop silent connections; a comment every 15 s keeps them open and lets
-# the server notice a dead client.
+# Proxies and phones drop silent connections; a comment every 15 s keeps them open.
 PING_SECONDS = 15
 LOGGED_OUT = '<span id="live-reset" hx-swap-oob="true" data-login hidden></span>'
 
-
-async def _events(
-    request: Request, connection: LiveConnection, after: int
-) -> AsyncIterator[ServerSentEvent]:
-    hub = request.app.state.hub
-    async with hub.connected(connection, after):
-        check_at = anyio.current_time() + next_check_delay()
-        while True:
-            with anyio.move_on_after(max(0.0, check_at - anyio.current_time())):
-                item = await connection.next()
-                if isinstance(item, Close):
-                    if item.reason == "logout":
-                        yield ServerSentEvent(data=LOGGED_OUT, event="update")
-                        return
-                    yield ServerSentEvent(comment=f"closing: {item.reason}", retry=RECONNECT_MS)
-                    return
-                yield ServerSentEvent(
-                    data=item.html,
-                    event="update",
-                    id=str(item.event_id) if item.event_id is not None else None,
-                )
-                continue
-            if not await session_alive(connection.session_id):
-                yield ServerSentEvent(data=LOGGED_OUT, event="update")
-                return
-            check_at = anyio.current_time() + next_check_delay()
+_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    (b"connection", b"keep-alive"),
+    (b"x-accel-buffering", b"no"),
+]
+# The line breaks of the SSE format; a fragment's own line breaks become several data lines.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
-async def events(request: Request) -> Response:
+def encode(item: Outgoing) -> str:
+    """One SSE event per stream event, each with its id (what Last-Event-ID resumes from)."""
+    head = "event: update\n" if item.event_id is None else f"id: {item.event_id}\nevent: update\n"
+    data = "".join(f"data: {line}\n" for line in _LINE_BREAK.split(item.html))
+    return head + data + "\n"
+
+
+def _ending(close: Close) -> str:
+    if close.reason == "logout":
+        return encode(Outgoing(None, LOGGED_OUT))
+    return f": closing: {close.reason}\nretry: {RECONNECT_MS}\n\n"
+
+
+class EventStream:
+    """The streaming response for one connection."""
+
+    def __init__(self, connection: LiveConnection, after: int) -> None:
+        self.connection = connection
+        self.after = after
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        connection = self.connection
+        async with scope["app"].state.hub.connected(connection, self.after):
+            await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
+            connection.start(partial(_flush, send))
+            try:
+                # Only the ASGI server knows when the client leaves: it tells whoever waits on
+                # `receive`. It also answers here once the writer has ended the response.
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+            finally:
+                connection.stop()
+
+
+async def _flush(send: Send, items: list[Item]) -> None:
+    """Everything queued goes out in one write, still one SSE event per stream event."""
+    close = items.pop() if isinstance(items[-1], Close) else None
+    body = "".join(
+        encode(item) if isinstance(item, Outgoing) else ": ping\n\n"
+        for item in items
+        if isinstance(item, Outgoing | Ping)
+    )
+    if close is not None:
+        body += _ending(close)
+    await send({"type": "http.response.body", "body": body.encode(), "more_body": close is None})
+
+
+async def events(request: Request) -> Response | EventStream:
     try:
         after = await resume_point(request)
     except BadCursor:
         return PlainTextResponse("Last-Event-ID and after must be event ids", status_code=400)
-    connection = await open_connection(request)
+    connection = await open_connection(request, heartbeat=True)
     if connection is None:
         return PlainTextResponse("Login required", status_code=401)
-    return EventSourceResponse(
-        _events(request, connection, after),
-        ping=PING_SECONDS,
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    if request.method == "HEAD":
+        # Headers only: a stream that never ends would wedge the client's connection.
+        return Response(headers={k.decode(): v.decode() for k, v in _HEADERS})
+    return EventStream(connection, after)

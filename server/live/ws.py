@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 
-import anyio
 from starlette.exceptions import HTTPException
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from server.actions import messages
+from server.actions import audit, messages
 from server.actions.visibility import thread_for
-from server.live.connection import Close, LiveConnection
+from server.auth import current_user
+from server.live.connection import Close, Item, LiveConnection, Outgoing
 from server.live.opening import BadCursor, open_connection, resume_point
-from server.live.session_check import next_check_delay, session_alive
+from server.models import User
 from server.rules.refusal import Refused
 from server.rules.validation import clean_text
 from server.streams import announce_typing
@@ -40,58 +41,54 @@ def _same_origin(websocket: WebSocket) -> bool:
     return origin in (f"{scheme}://{host}", f"https://{host}")
 
 
+async def _refuse(websocket: WebSocket, reason: str, user: User | None) -> None:
+    """Turn the handshake away (403: it was never accepted) and audit the refusal."""
+    await audit.record_refusal(user, "ws.denied", "route:/ws", {"reason": reason})
+    await websocket.close(code=POLICY)
+
+
 async def live_socket(websocket: WebSocket) -> None:
     if not _same_origin(websocket):
-        await websocket.close(code=POLICY)
+        await _refuse(websocket, "origin", await current_user(websocket))
         return
     try:
         after = await resume_point(websocket)
     except BadCursor:
-        await websocket.close(code=POLICY)
+        await _refuse(websocket, "cursor", await current_user(websocket))
         return
     connection = await open_connection(websocket)
     if connection is None or connection.user.role == "patient":
-        await websocket.close(code=POLICY)
+        reason = "session" if connection is None else "role"
+        await _refuse(websocket, reason, connection.user if connection else None)
         return
     await websocket.accept()
     hub = websocket.app.state.hub
-    async with hub.connected(connection, after), anyio.create_task_group() as tasks:
-
-        async def send_then_stop() -> None:
-            await _send(websocket, connection)
-            tasks.cancel_scope.cancel()
-
-        async def receive_then_stop() -> None:
+    async with hub.connected(connection, after):
+        connection.start(partial(_flush, websocket, connection))
+        try:
+            # This task reads: it must always be waiting, to see the client leave and to apply
+            # the inbound rate limit. Writing happens in a task of the connection's own, only
+            # while there is something to write.
             await _receive(websocket, connection)
-            tasks.cancel_scope.cancel()
-
-        tasks.start_soon(send_then_stop)
-        tasks.start_soon(receive_then_stop)
+        finally:
+            connection.stop()
 
 
-async def _send(websocket: WebSocket, connection: LiveConnection) -> None:
+async def _flush(websocket: WebSocket, connection: LiveConnection, items: list[Item]) -> None:
+    """Whatever was queued goes out as one frame: each event's fragment is complete (out-of-band
+    swaps ending with its cursor), so the page applies them in order as if sent one by one."""
+    close = items.pop() if isinstance(items[-1], Close) else None
+    text = "".join(item.html for item in items if isinstance(item, Outgoing))
     try:
-        await _send_until_closed(websocket, connection)
-    except (WebSocketDisconnect, RuntimeError):
+        if text:
+            await websocket.send_text(text)
+        if close is not None:
+            # The close frame also ends the reading loop: the server reports it as a disconnect.
+            await websocket.close(code=_CLOSE_CODES.get(close.reason, TRY_LATER))
+    except (WebSocketDisconnect, RuntimeError, OSError):
         # The client left while we were writing (Starlette raises RuntimeError once the socket
-        # is closed): nothing to clean up beyond leaving the hub, which the caller does.
-        return
-
-
-async def _send_until_closed(websocket: WebSocket, connection: LiveConnection) -> None:
-    check_at = anyio.current_time() + next_check_delay()
-    while True:
-        with anyio.move_on_after(max(0.0, check_at - anyio.current_time())):
-            item = await connection.next()
-            if isinstance(item, Close):
-                await websocket.close(code=_CLOSE_CODES.get(item.reason, TRY_LATER))
-                return
-            await websocket.send_text(item.html)
-            continue
-        if not await session_alive(connection.session_id):
-            await websocket.close(code=POLICY)
-            return
-        check_at = anyio.current_time() + next_check_delay()
+        # is closed): the reading loop sees it too and ends the stream.
+        connection.stop()
 
 
 async def _receive(websocket: WebSocket, connection: LiveConnection) -> None:

@@ -6,7 +6,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from server.actions import messages, practitioners
+from server.actions import messages, practitioners, second_factor
 from server.actions.visibility import thread_for
 from server.auth import current_user, guarded
 from server.models import Role
@@ -58,7 +58,11 @@ async def settings_page(request: Request) -> Response:
     return render(
         request,
         "pages/settings.html",
-        {"settings": settings, "saved": "saved" in request.query_params},
+        {
+            "settings": settings,
+            "saved": "saved" in request.query_params,
+            "patient_second_factor": await second_factor.patient_requirement(user),
+        },
     )
 
 

@@ -465,8 +465,23 @@ class SSEStream:
                 await self._task
 
 
+_EVENT_END = re.compile(r'(<span id="live-cursor"[^>]*></span>)')
+
+
+def event_updates(frame: str) -> list[str]:
+    """The server writes what queued up for a client in one frame; each event's fragment ends
+    with its cursor span. Split back into one update per event (an ephemeral update, which has
+    no cursor, stays with the event after it)."""
+    pieces = _EVENT_END.split(frame)
+    updates = [pieces[i] + pieces[i + 1] for i in range(0, len(pieces) - 1, 2)]
+    if pieces[-1]:
+        updates.append(pieces[-1])
+    return updates
+
+
 class WSStream:
-    """One `WS /ws` connection whose frames are collected in the background."""
+    """One `WS /ws` connection whose updates are collected in the background: `frames` holds
+    one entry per event (see `event_updates`)."""
 
     def __init__(self, connection: ClientConnection) -> None:
         self.connection = connection
@@ -482,8 +497,10 @@ class WSStream:
     async def _run(self) -> None:
         try:
             async for frame in self.connection:
-                self.frames.append(frame if isinstance(frame, str) else frame.decode())
-                self.stamps.append(time.monotonic())
+                stamp = time.monotonic()
+                for update in event_updates(frame if isinstance(frame, str) else frame.decode()):
+                    self.frames.append(update)
+                    self.stamps.append(stamp)
         except websockets.ConnectionClosed:
             pass
         finally:

@@ -41,13 +41,15 @@ def test_rule_is_documented(rule: dict[str, Any]) -> None:
     assert rule["category"] in CATEGORIES
     assert rule["category"].startswith(rule["id"].split(".")[0]), "id prefix names the category"
     assert len(rule["source"]) > 10, "name the public guidance the rule follows"
-    assert rule["patterns"]
+    assert rule.get("patterns") or rule.get("together")
+    for combo in rule.get("together", []):
+        assert combo.count("&") >= 1, "a co-occurrence needs two concepts or more"
     assert rule["examples_positive"] and rule["examples_negative"]
 
 
 @pytest.mark.parametrize("entry", SUPPRESSORS, ids=lambda entry: entry["id"])
 def test_suppressor_is_documented(entry: dict[str, Any]) -> None:
-    assert entry["scope"] in ("phrase", "near", "clause")
+    assert entry["scope"] in ("phrase", "near", "clause", "sentence")
     assert len(entry["source"]) > 10
     assert entry["examples_negative"] and entry["examples_positive"]
 

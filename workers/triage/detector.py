@@ -76,14 +76,21 @@ class _Rule:
     category: str
     exempt: frozenset[str]
     has_context: bool
+    # Co-occurrence rules ("together"): each combination is a tuple of concept ids that must all
+    # be found, not negated, in one sentence within `window` words of each other.
+    combos: tuple[tuple[int, ...], ...] = ()
+    window: int = 0
 
 
 @dataclass(frozen=True)
 class _Suppressor:
     id: str
     kind: str
-    # How many words before the match it reaches; None means its whole clause.
+    # How many words before the match it reaches; None means its whole clause (or sentence).
     reach: int | None
+    sentence: bool = False
+    # Categories it applies to; empty means all.
+    only: frozenset[str] = frozenset()
 
 
 class _Lexicon:
@@ -106,20 +113,33 @@ class _Lexicon:
         self.rules: list[_Rule] = []
         self.suppressors: list[_Suppressor] = []
         self.matcher = Matcher()
+        # Concepts of co-occurrence rules, shared between rules: source -> id.
+        self.concepts: dict[str, int] = {}
         for index, rule in enumerate(data["rule"]):
             if rule["category"] not in CATEGORIES:
                 raise ValueError(f"rule {rule['id']}: unknown category {rule['category']!r}")
+            if not rule.get("patterns") and not rule.get("together"):
+                raise ValueError(f"rule {rule['id']}: needs patterns or together")
             context = rule.get("context", [])
             exempt = frozenset(rule.get("exempt", []))
-            self.rules.append(_Rule(rule["id"], rule["category"], exempt, bool(context)))
-            self._add(rule["patterns"], ("rule", index))
+            combos = tuple(self._combo(rule["id"], combo) for combo in rule.get("together", []))
+            window = rule.get("window", settings["together_window"])
+            self.rules.append(
+                _Rule(rule["id"], rule["category"], exempt, bool(context), combos, window)
+            )
+            self._add(rule.get("patterns", []), ("rule", index))
             self._add(context, ("context", index))
         for index, entry in enumerate(data["suppressor"]):
             scope = entry["scope"]
-            if scope not in ("clause", *reaches):
+            if scope not in ("clause", "sentence", *reaches):
                 raise ValueError(f"suppressor {entry['id']}: unknown scope {scope!r}")
-            reach = None if scope == "clause" else reaches[scope]
-            self.suppressors.append(_Suppressor(entry["id"], entry["kind"], reach))
+            reach = None if scope in ("clause", "sentence") else reaches[scope]
+            only = frozenset(entry.get("only", []))
+            if not only <= set(CATEGORIES):
+                raise ValueError(f"suppressor {entry['id']}: unknown category in {only}")
+            self.suppressors.append(
+                _Suppressor(entry["id"], entry["kind"], reach, scope == "sentence", only)
+            )
             self._add(entry["patterns"], ("suppressor", index))
         for index, entry in enumerate(data["acute"]):
             self._add(entry["patterns"], ("acute", index))
@@ -131,6 +151,18 @@ class _Lexicon:
             stems=self.matcher.stems,
             fuzzy_min_length=settings["fuzzy_min_length"],
         )
+
+    def _combo(self, rule_id: str, combo: str) -> tuple[int, ...]:
+        """ "@chest & @pain": the concept ids of one combination, each concept compiled once."""
+        ids: list[int] = []
+        for source in (part.strip() for part in combo.split("&")):
+            if source not in self.concepts:
+                self.concepts[source] = len(self.concepts)
+                self._add([source], ("concept", self.concepts[source]))
+            ids.append(self.concepts[source])
+        if len(ids) < 2:
+            raise ValueError(f"rule {rule_id}: {combo!r} needs two concepts joined by '&'")
+        return tuple(ids)
 
     def _add(self, patterns: Iterable[str], owner: tuple[str, int]) -> None:
         for source in patterns:
@@ -194,13 +226,22 @@ class _Scopes:
         self._acute_clauses: set[int] = set()
         self._by_clause: dict[int, dict[int, None]] = {}  # clause -> suppressors, in order
         self._nearby: list[Hit] = []  # phrase and near scope, by start
+        sentences: dict[int, tuple[int, int]] = {}
+        for token in tokens:
+            low, _ = sentences.get(token.sentence, (token.clause, token.clause))
+            sentences[token.sentence] = (low, token.clause)
         for hit in hits:
             first, last = tokens[hit.start].clause, tokens[hit.end - 1].clause
             if hit.owner[0] == "acute":
                 self._acute_clauses.update(range(first, last + 1))
             elif hit.owner[0] == "suppressor":
-                if lexicon.suppressors[hit.owner[1]].reach is None:
-                    for clause in range(first, self._last_governed(hit) + 1):
+                entry = lexicon.suppressors[hit.owner[1]]
+                if entry.sentence:
+                    first = sentences[tokens[hit.start].sentence][0]
+                    last = sentences[tokens[hit.end - 1].sentence][1]
+                if entry.reach is None:
+                    end = last if entry.sentence else self._last_governed(hit)
+                    for clause in range(first, end + 1):
                         self._by_clause.setdefault(clause, {})[hit.owner[1]] = None
                 else:
                     self._nearby.append(hit)
@@ -239,10 +280,50 @@ class _Scopes:
                 candidates.append(other.owner[1])
         for index in candidates:
             suppressor = lexicon.suppressors[index]
+            if suppressor.only and rule.category not in suppressor.only:
+                continue
             overridden = acute and suppressor.kind in lexicon.acute_overrides
             if suppressor.kind not in rule.exempt and not overridden:
                 return suppressor.id
         return None
+
+
+def _in_clause(tokens: Sequence[Token], index: int, clause: int) -> bool:
+    return index < len(tokens) and tokens[index].clause == clause
+
+
+def _together(
+    tokens: Sequence[Token], concepts: dict[int, list[Hit]], lexicon: _Lexicon
+) -> list[Hit]:
+    """Matches of the co-occurrence rules: every concept of a combination found (not negated)
+    in one sentence, each within the rule's window of words from the rarest one."""
+    found: list[Hit] = []
+    starts = {concept: [hit.start for hit in hits] for concept, hits in concepts.items()}
+    for index, rule in enumerate(lexicon.rules):
+        for combo in rule.combos:
+            if not all(concept in concepts for concept in combo):
+                continue
+            anchor = min(combo, key=lambda concept: len(concepts[concept]))
+            for hit in concepts[anchor]:
+                sentence = tokens[hit.start].sentence
+                low, high = hit.start, hit.end
+                for concept in combo:
+                    if concept == anchor:
+                        continue
+                    first = bisect.bisect_left(starts[concept], hit.start - rule.window)
+                    last = bisect.bisect_right(starts[concept], hit.start + rule.window)
+                    near = [
+                        other
+                        for other in concepts[concept][first:last]
+                        if tokens[other.start].sentence == sentence
+                    ]
+                    if not near:
+                        break
+                    best = min(near, key=lambda other: abs(other.start - hit.start))
+                    low, high = min(low, best.start), max(high, best.end)
+                else:
+                    found.append(Hit(("rule", index), low, high))
+    return found
 
 
 def _findings(text: str) -> list[tuple[Finding, tuple[int, int]]]:
@@ -251,12 +332,26 @@ def _findings(text: str) -> list[tuple[Finding, tuple[int, int]]]:
     hits = lexicon.matcher.hits(tokens)
     scopes = _Scopes(tokens, hits, lexicon)
     contexts: dict[int, list[Hit]] = {}
+    concepts: dict[int, list[Hit]] = {}
+    # A negation carries over the noun phrase: in "pas de douleur thoracique" and "no chest
+    # pain", the concept right after a negated one is negated too.
+    carried: set[int] = set()
+    negated: dict[tuple[int, int], bool] = {}  # many concepts share a span
     for hit in hits:
-        if hit.owner[0] == "context" and not _negated(tokens, hit, lexicon):
-            contexts.setdefault(hit.owner[1], []).append(hit)
+        if hit.owner[0] not in ("context", "concept"):
+            continue
+        span = (hit.start, hit.end)
+        if span not in negated:
+            negated[span] = _negated(tokens, hit, lexicon)
+        if hit.start in carried or negated[span]:
+            clause = tokens[hit.end - 1].clause
+            carried.update(i for i in (hit.end, hit.end + 1) if _in_clause(tokens, i, clause))
+            continue
+        found = contexts if hit.owner[0] == "context" else concepts
+        found.setdefault(hit.owner[1], []).append(hit)
     results: list[tuple[Finding, tuple[int, int]]] = []
     seen: set[tuple[str, int, int]] = set()
-    for hit in hits:
+    for hit in [*hits, *_together(tokens, concepts, lexicon)]:
         if hit.owner[0] != "rule":
             continue
         rule = lexicon.rules[hit.owner[1]]

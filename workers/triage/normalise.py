@@ -13,8 +13,11 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
-# Letters that NFKD leaves whole although patients type them (œ in "cœur" on French keyboards).
-_LIGATURES = str.maketrans({"œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß": "ss"})
+# Letters that NFKD leaves whole although patients type them (œ in "cœur" on French keyboards,
+# Turkish dotless ı, Polish ł, Nordic ø).
+_LIGATURES = str.maketrans(
+    {"œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß": "ss", "ı": "i", "ł": "l", "Ł": "l", "ø": "o"}
+)
 # A number with its decimal part kept whole ("38,5", "0.4"), or a run of letters and digits
 # (Arabic written in Latin letters uses digits as letters: "wja3"). Invisible characters pasted
 # inside a word (soft hyphen, zero-width space) do not split it; the apostrophe-like modifier
