@@ -47,10 +47,14 @@ async def lock_patient_and_count(patient_id: int, connection: BaseDBAsyncClient)
     Sending is serialised per patient: limits are counted, then written, under this lock, so
     parallel requests cannot all pass the same count. The count is its own statement because on
     PostgreSQL a statement sees only what was committed when it started, before the lock wait.
-    SQLite serialises writers by itself and has no row locks.
     """
     if sql.is_postgres(connection):
         await sql.fetch(connection, 'SELECT id FROM "user" WHERE id = ? FOR UPDATE', patient_id)
+    else:
+        # SQLite has no row locks: take its write lock before reading. A transaction that reads
+        # first fails at once ("database is locked") when another process, a `colloque worker`
+        # say, commits before it writes; one that writes first waits for the lock instead.
+        await sql.fetch(connection, 'UPDATE "user" SET id = id WHERE id = ?', patient_id)
     now = datetime.now(UTC)
     rows = await sql.fetch(
         connection,

@@ -70,9 +70,12 @@ class RedisJobQueue:
     async def take(self) -> AsyncIterator[Job]:
         self._reader = Redis.from_url(self._url, socket_connect_timeout=2, socket_timeout=10)
         last_reclaim = 0.0
+        group_ready = False
         while True:
             try:
-                await self._ensure_group()
+                if not group_ready:
+                    await self._ensure_group()
+                    group_ready = True
                 if time.monotonic() - last_reclaim >= self._reclaim_ms / 2000:
                     last_reclaim = time.monotonic()
                     for job in await self._reclaim():
@@ -80,8 +83,10 @@ class RedisJobQueue:
                 for job in await self._read_new():
                     yield job
             except RedisError as error:
-                # Redis restarting: try again shortly; the sweep covers what it forgot.
+                # Redis restarting (and forgetting the group): try again shortly; the sweep
+                # covers the jobs it forgot.
                 log.warning("triage queue unavailable (%s); retrying", error)
+                group_ready = False
                 await anyio.sleep(_RETRY_SECONDS)
 
     async def _ensure_group(self) -> None:
