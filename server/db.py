@@ -8,6 +8,7 @@ from typing import Any
 from tortoise import Tortoise, connections
 from tortoise.migrations.api import migrate as run_migrations
 
+from server import crypto
 from server.settings import ROOT, Settings, load_settings
 
 _LOGGERS_WITH_PARAMETERS = ("tortoise.db_client", "aiosqlite")
@@ -44,6 +45,8 @@ async def open_database(settings: Settings) -> None:
     lifespan's context, so the process-wide fallback is what every handler and worker uses.
     """
     _ensure_sqlite_folder(settings.database_url)
+    # Encrypted columns read and write with the keys of these settings, the only source of keys.
+    crypto.use_keyring(crypto.Keyring(settings.data_keys))
     # Tortoise and aiosqlite log every statement with its parameters at DEBUG: emails, message
     # text. Health data never goes to logs, even when an operator turns debugging on.
     for name in _LOGGERS_WITH_PARAMETERS:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from server.models import Category
@@ -9,6 +11,7 @@ from server.rules.validation import (
     BODY_TOO_LONG,
     EMPTY_BODY,
     EMPTY_SUBJECT,
+    LOOKS_ENCRYPTED,
     MAX_BODY_CHARS,
     MAX_SUBJECT_CHARS,
     SUBJECT_TOO_LONG,
@@ -86,3 +89,10 @@ def test_parse_int_in_range(value: str, expected: int | None) -> None:
 @pytest.mark.parametrize("value", [None, "", "abc", "1e3", "0x10", 5, "²", "¹²"])
 def test_parse_int_refuses_what_is_not_a_plain_number(value: object) -> None:
     assert parse_int(value, 0, 10_000) is None
+
+
+def test_text_shaped_like_an_encrypted_value_is_refused_not_misread() -> None:
+    lookalike = "v1:dev:" + base64.b64encode(bytes(48)).decode()
+    assert check_body(lookalike) is LOOKS_ENCRYPTED
+    assert check_subject(lookalike) is LOOKS_ENCRYPTED
+    assert check_body("v1: brouillon de ma question") is None

@@ -231,6 +231,7 @@ async def decline(actor: User, thread: Thread, reason: str) -> Thread:
             ThreadStatus(thread.status), Category(thread.category), Role(actor.role), reason
         )
         or (validation.REASON_TOO_LONG if len(reason) > validation.MAX_REASON_CHARS else None)
+        or validation.check_storable(reason)
     )
     return await _set_status(
         actor, thread, ThreadStatus.DECLINED, reason=reason, action="thread.declined"

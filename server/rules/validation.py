@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from server.crypto import key_id_of
 from server.models import Category
 from server.rules.refusal import Refusal
 from server.translatable import N_
@@ -24,6 +25,11 @@ BAD_CATEGORY = Refusal("bad_category", N_("Please choose the kind of request."),
 REASON_TOO_LONG = Refusal(
     "reason_too_long", N_("The reason is too long (1,000 characters at most)."), 400
 )
+# Text shaped exactly like an encrypted value at rest would be read back as one: refused, since
+# nobody writes that by hand.
+LOOKS_ENCRYPTED = Refusal(
+    "looks_encrypted", N_("This text cannot be saved as it is. Please rephrase it."), 400
+)
 BAD_NUMBER = Refusal("bad_number", N_("Please enter a whole number in the allowed range."), 400)
 
 
@@ -35,12 +41,17 @@ def clean_text(value: object) -> str:
     return value.replace("\r\n", "\n").replace("\x00", "").strip()
 
 
+def check_storable(text: str) -> Refusal | None:
+    """Whether text may go into a column encrypted at rest."""
+    return LOOKS_ENCRYPTED if key_id_of(text) is not None else None
+
+
 def check_body(body: str) -> Refusal | None:
     if not body:
         return EMPTY_BODY
     if len(body) > MAX_BODY_CHARS:
         return BODY_TOO_LONG
-    return None
+    return check_storable(body)
 
 
 def check_subject(subject: str) -> Refusal | None:
@@ -48,7 +59,7 @@ def check_subject(subject: str) -> Refusal | None:
         return EMPTY_SUBJECT
     if len(subject) > MAX_SUBJECT_CHARS:
         return SUBJECT_TOO_LONG
-    return None
+    return check_storable(subject)
 
 
 def parse_category(value: str) -> Category | None:
