@@ -16,6 +16,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from server import db, streams
+from server.body_limit import BodyLimit
 from server.broker import broker_for
 from server.headers import SecurityHeaders
 from server.jobs import job_queue_for, use_job_queue
@@ -153,7 +154,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=_routes(),
         lifespan=lifespan,
-        middleware=[Middleware(SecurityHeaders, https=settings.production)],
+        middleware=[
+            Middleware(SecurityHeaders, https=settings.production),
+            Middleware(BodyLimit),
+        ],
         exception_handlers={HTTPException: _http_error},
     )
     app.state.settings = settings
