@@ -7,7 +7,10 @@ it, the honest estimate of how the detector does on wording it has never seen; t
 scores are in the triage helper report), "blind-a" (220 messages written by someone who never saw
 the lexicon; first pass recall 0.617, before the co-occurrence rules), "paraphrase" (new
 wordings of blind-a's missed situations, written to check that each new rule generalises beyond
-the sentence that motivated it). scripts/triage-metrics prints the figures per split.
+the sentence that motivated it), "blind-b" (160 messages by someone who never saw the lexicon;
+first pass recall 0.776, specificity 0.973), "paraphrase-2" (new wordings of blind-b's missed
+situations, lay-wording probes per category and hard negatives, written before the fixes for
+blind-b). scripts/triage-metrics prints the figures per split.
 """
 
 from __future__ import annotations
@@ -25,7 +28,17 @@ SET_PATH = Path(__file__).with_name("labelled_messages.jsonl")
 MESSAGES: list[dict[str, Any]] = [
     json.loads(row) for row in SET_PATH.read_text(encoding="utf-8").splitlines() if row.strip()
 ]
-SPLITS = {"tuning", "holdout", "blind-1", "blind-2", "blind-3", "blind-a", "paraphrase"}
+SPLITS = {
+    "tuning",
+    "holdout",
+    "blind-1",
+    "blind-2",
+    "blind-3",
+    "blind-a",
+    "paraphrase",
+    "blind-b",
+    "paraphrase-2",
+}
 
 
 def test_messages_are_well_formed() -> None:

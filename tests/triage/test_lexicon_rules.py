@@ -41,7 +41,7 @@ def test_rule_is_documented(rule: dict[str, Any]) -> None:
     assert rule["category"] in CATEGORIES
     assert rule["category"].startswith(rule["id"].split(".")[0]), "id prefix names the category"
     assert len(rule["source"]) > 10, "name the public guidance the rule follows"
-    assert rule.get("patterns") or rule.get("together")
+    assert rule.get("patterns") or rule.get("together") or rule.get("alongside")
     for combo in rule.get("together", []):
         assert combo.count("&") >= 1, "a co-occurrence needs two concepts or more"
     assert rule["examples_positive"] and rule["examples_negative"]

@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workers.triage.normalise import Hit, Matcher, Normaliser, Pattern, Token, plain_words
+from workers.triage.normalise import (
+    Hit,
+    Matcher,
+    Normaliser,
+    Pattern,
+    Token,
+    co_occurrences,
+    plain_words,
+)
 
 LEXICON_PATH = Path(__file__).with_name("lexicon.toml")
 
@@ -80,6 +88,10 @@ class _Rule:
     # be found, not negated, in one sentence within `window` words of each other.
     combos: tuple[tuple[int, ...], ...] = ()
     window: int = 0
+    # "alongside" rules add their category when a rule of one of these categories fired and the
+    # rule's context is found (in the same sentence as that match, unless `anywhere`).
+    alongside: frozenset[str] = frozenset()
+    anywhere: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,15 +130,18 @@ class _Lexicon:
         for index, rule in enumerate(data["rule"]):
             if rule["category"] not in CATEGORIES:
                 raise ValueError(f"rule {rule['id']}: unknown category {rule['category']!r}")
-            if not rule.get("patterns") and not rule.get("together"):
-                raise ValueError(f"rule {rule['id']}: needs patterns or together")
+            if not any(rule.get(key) for key in ("patterns", "together", "alongside")):
+                raise ValueError(f"rule {rule['id']}: needs patterns, together or alongside")
             context = rule.get("context", [])
             exempt = frozenset(rule.get("exempt", []))
             combos = tuple(self._combo(rule["id"], combo) for combo in rule.get("together", []))
             window = rule.get("window", settings["together_window"])
-            self.rules.append(
-                _Rule(rule["id"], rule["category"], exempt, bool(context), combos, window)
-            )
+            alongside = frozenset(rule.get("alongside", []))
+            if not alongside <= set(CATEGORIES) or (alongside and not context):
+                raise ValueError(f"rule {rule['id']}: alongside needs context and categories")
+            anywhere = rule.get("anywhere", False)
+            entry = (exempt, bool(context), combos, window, alongside, anywhere)
+            self.rules.append(_Rule(rule["id"], rule["category"], *entry))
             self._add(rule.get("patterns", []), ("rule", index))
             self._add(context, ("context", index))
         for index, entry in enumerate(data["suppressor"]):
@@ -141,6 +156,8 @@ class _Lexicon:
                 _Suppressor(entry["id"], entry["kind"], reach, scope == "sentence", only)
             )
             self._add(entry["patterns"], ("suppressor", index))
+            # Red flags that keep the match alive when found in its sentence.
+            self._add(entry.get("unless", []), ("unless", index))
         for index, entry in enumerate(data["acute"]):
             self._add(entry["patterns"], ("acute", index))
         self.normaliser = Normaliser(
@@ -224,6 +241,7 @@ class _Scopes:
         self._tokens = tokens
         self._lexicon = lexicon
         self._acute_clauses: set[int] = set()
+        self._unless: set[tuple[int, int]] = set()  # (suppressor, sentence)
         self._by_clause: dict[int, dict[int, None]] = {}  # clause -> suppressors, in order
         self._nearby: list[Hit] = []  # phrase and near scope, by start
         sentences: dict[int, tuple[int, int]] = {}
@@ -234,6 +252,8 @@ class _Scopes:
             first, last = tokens[hit.start].clause, tokens[hit.end - 1].clause
             if hit.owner[0] == "acute":
                 self._acute_clauses.update(range(first, last + 1))
+            elif hit.owner[0] == "unless":
+                self._unless.add((hit.owner[1], tokens[hit.start].sentence))
             elif hit.owner[0] == "suppressor":
                 entry = lexicon.suppressors[hit.owner[1]]
                 if entry.sentence:
@@ -282,6 +302,8 @@ class _Scopes:
             suppressor = lexicon.suppressors[index]
             if suppressor.only and rule.category not in suppressor.only:
                 continue
+            if (index, tokens[hit.start].sentence) in self._unless:
+                continue
             overridden = acute and suppressor.kind in lexicon.acute_overrides
             if suppressor.kind not in rule.exempt and not overridden:
                 return suppressor.id
@@ -290,40 +312,6 @@ class _Scopes:
 
 def _in_clause(tokens: Sequence[Token], index: int, clause: int) -> bool:
     return index < len(tokens) and tokens[index].clause == clause
-
-
-def _together(
-    tokens: Sequence[Token], concepts: dict[int, list[Hit]], lexicon: _Lexicon
-) -> list[Hit]:
-    """Matches of the co-occurrence rules: every concept of a combination found (not negated)
-    in one sentence, each within the rule's window of words from the rarest one."""
-    found: list[Hit] = []
-    starts = {concept: [hit.start for hit in hits] for concept, hits in concepts.items()}
-    for index, rule in enumerate(lexicon.rules):
-        for combo in rule.combos:
-            if not all(concept in concepts for concept in combo):
-                continue
-            anchor = min(combo, key=lambda concept: len(concepts[concept]))
-            for hit in concepts[anchor]:
-                sentence = tokens[hit.start].sentence
-                low, high = hit.start, hit.end
-                for concept in combo:
-                    if concept == anchor:
-                        continue
-                    first = bisect.bisect_left(starts[concept], hit.start - rule.window)
-                    last = bisect.bisect_right(starts[concept], hit.start + rule.window)
-                    near = [
-                        other
-                        for other in concepts[concept][first:last]
-                        if tokens[other.start].sentence == sentence
-                    ]
-                    if not near:
-                        break
-                    best = min(near, key=lambda other: abs(other.start - hit.start))
-                    low, high = min(low, best.start), max(high, best.end)
-                else:
-                    found.append(Hit(("rule", index), low, high))
-    return found
 
 
 def _findings(text: str) -> list[tuple[Finding, tuple[int, int]]]:
@@ -351,7 +339,8 @@ def _findings(text: str) -> list[tuple[Finding, tuple[int, int]]]:
         found.setdefault(hit.owner[1], []).append(hit)
     results: list[tuple[Finding, tuple[int, int]]] = []
     seen: set[tuple[str, int, int]] = set()
-    for hit in [*hits, *_together(tokens, concepts, lexicon)]:
+    combos = [(("rule", i), rule.combos, rule.window) for i, rule in enumerate(lexicon.rules)]
+    for hit in [*hits, *co_occurrences(tokens, concepts, combos)]:
         if hit.owner[0] != "rule":
             continue
         rule = lexicon.rules[hit.owner[1]]
@@ -372,7 +361,35 @@ def _findings(text: str) -> list[tuple[Finding, tuple[int, int]]]:
                 context_span = (tokens[context.start].start, tokens[context.end - 1].end)
                 phrase = text[context_span[0] : context_span[1]]
                 results.append((Finding(rule.id, rule.category, phrase, "context"), context_span))
-    return results
+    return results + _alongside(text, tokens, results, contexts, lexicon)
+
+
+def _alongside(
+    text: str,
+    tokens: Sequence[Token],
+    results: list[tuple[Finding, tuple[int, int]]],
+    contexts: dict[int, list[Hit]],
+    lexicon: _Lexicon,
+) -> list[tuple[Finding, tuple[int, int]]]:
+    """Findings of the "alongside" rules: an emergency of another category found together with
+    the rule's context, e.g. any emergency in a child is also a child in danger."""
+    fired = [(f.category, span) for f, span in results if f.status == "fired"]
+    if not fired:
+        return []
+    sentence_at = {token.start: token.sentence for token in tokens}
+    found: list[tuple[Finding, tuple[int, int]]] = []
+    for index, rule in enumerate(lexicon.rules):
+        if not rule.alongside or not contexts.get(index):
+            continue
+        sentences = {sentence_at[s[0]] for c, s in fired if c in rule.alongside}
+        if not sentences:
+            continue
+        for hit in contexts[index]:
+            if rule.anywhere or tokens[hit.start].sentence in sentences:
+                span = (tokens[hit.start].start, tokens[hit.end - 1].end)
+                finding = Finding(rule.id, rule.category, text[span[0] : span[1]], "fired")
+                found.append((finding, span))
+    return found
 
 
 def explain(text: str) -> tuple[Finding, ...]:

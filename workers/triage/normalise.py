@@ -8,6 +8,7 @@ the patient wrote them.
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -351,3 +352,39 @@ class Matcher:
                 if match:
                     found.append(Hit(owner, index, ends[match.end()]))
         return found
+
+
+def co_occurrences(
+    tokens: Sequence[Token],
+    concepts: Mapping[int, list[Hit]],
+    combos: Iterable[tuple[tuple[str, int], Iterable[tuple[int, ...]], int]],
+) -> list[Hit]:
+    """Hits of co-occurrence combinations: for each (owner, combinations, window), every concept
+    of a combination found in one sentence, each within `window` words of the rarest one."""
+    found: list[Hit] = []
+    starts = {concept: [hit.start for hit in hits] for concept, hits in concepts.items()}
+    for owner, owner_combos, window in combos:
+        for combo in owner_combos:
+            if not all(concept in concepts for concept in combo):
+                continue
+            anchor = min(combo, key=lambda concept: len(concepts[concept]))
+            for hit in concepts[anchor]:
+                sentence = tokens[hit.start].sentence
+                low, high = hit.start, hit.end
+                for concept in combo:
+                    if concept == anchor:
+                        continue
+                    first = bisect.bisect_left(starts[concept], hit.start - window)
+                    last = bisect.bisect_right(starts[concept], hit.start + window)
+                    near = [
+                        other
+                        for other in concepts[concept][first:last]
+                        if tokens[other.start].sentence == sentence
+                    ]
+                    if not near:
+                        break
+                    best = min(near, key=lambda other: abs(other.start - hit.start))
+                    low, high = min(low, best.start), max(high, best.end)
+                else:
+                    found.append(Hit(owner, low, high))
+    return found
