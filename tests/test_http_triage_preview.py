@@ -241,3 +241,36 @@ async def test_staff_see_the_emergency_badge_not_the_patients_guidance(
     assert page.status_code == 200
     assert guidance_of(page.text) == ""
     assert f'data-emergency-thread-id="{thread_id}"' in page.text
+
+
+@pytest.mark.parametrize(("body", "expected"), [(CARDIAC, True), (SUICIDAL, True), (BENIGN, False)])
+async def test_the_patients_own_answer_to_a_post_carries_the_guidance_at_once(
+    client: httpx.AsyncClient, body: str, expected: bool
+) -> None:
+    token = await login(client, ALICE)
+    thread = await thread_by_subject(SUBJECT_RENEWAL)
+    answer = await client.post(
+        f"/threads/{thread.id}/messages",
+        data={"body": body, "csrf_token": token},
+        headers={"HX-Request": "true"},
+    )
+    assert answer.status_code == 201
+    assert "data-message-id" in answer.text
+    guidance = GUIDANCE.search(answer.text)
+    assert (guidance is not None) is expected
+    if guidance is not None:
+        assert 'id="emergency-guidance" hx-swap-oob="true"' in answer.text
+        assert 'href="tel:15"' in guidance.group(0)
+        assert ('href="tel:3114"' in guidance.group(0)) is (body == SUICIDAL)
+
+
+async def test_staff_answers_never_carry_patient_guidance(client: httpx.AsyncClient) -> None:
+    token = await login(client, MARTIN)
+    thread = await thread_by_subject(SUBJECT_RENEWAL)
+    answer = await client.post(
+        f"/threads/{thread.id}/messages",
+        data={"body": CARDIAC, "csrf_token": token},
+        headers={"HX-Request": "true"},
+    )
+    assert answer.status_code == 201
+    assert GUIDANCE.search(answer.text) is None

@@ -15,6 +15,7 @@ from server.rules.access import is_staff
 from server.rules.refusal import Refused
 from server.rules.validation import clean_text, parse_int
 from server.views.rendering import is_htmx, render, translate
+from workers.triage.detector import assess
 
 STAFF = (Role.PRACTITIONER, Role.SECRETARY, Role.ADMIN)
 EVERYONE = (Role.PATIENT, *STAFF)
@@ -90,10 +91,22 @@ async def post_message(request: Request) -> Response:
         # Out of band, like the live copy of the same message: the page keeps whichever
         # arrives first, so the author sees it even while their stream reconnects.
         message.author = user
+        # The author's own answer carries the guidance at once when the detector would flag the
+        # message: the worker's flag follows through the stream (other tabs, staff, replay).
+        assessment = assess(body) if user.role == Role.PATIENT else None
         return render(
             request,
-            "partials/message_appended.html",
-            {"message": message, "thread": thread, "content_visible": True},
+            "partials/message_posted.html",
+            {
+                "message": message,
+                "thread": thread,
+                "content_visible": True,
+                "guidance": (
+                    {"suicidal": assessment.suicidal}
+                    if assessment is not None and assessment.emergency
+                    else None
+                ),
+            },
             201,
         )
     return RedirectResponse(f"/threads/{thread.id}", status_code=303)
