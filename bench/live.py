@@ -396,7 +396,8 @@ def write_results(results: dict[str, dict[str, float]], quick: bool) -> None:
         "",
         f"`{'.venv/bin/python bench/live.py' + (' --quick' if quick else '')}` on "
         f"{platform.node() and 'this machine'}: {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, load generator on the same machine. Two `colloque serve` "
+        f"{platform.python_version()}, load generator on the same machine (the fan-out and queue "
+        "readers in a process of their own). Two `colloque serve` "
         "processes share PostgreSQL and a private Redis; every message is an authenticated "
         "POST, committed, rendered once per event and fanned out through Redis. Latency is "
         "from the start of the POST to the fragment read by the client.",

@@ -179,16 +179,32 @@ def database_backends() -> list[int]:
     return found
 
 
+class DatabaseCpu:
+    """CPU used by our PostgreSQL backends over a period, sampled so that backends which
+    start or end during it are counted too."""
+
+    def __init__(self) -> None:
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+
+    def sample(self, initial: bool = False) -> None:
+        for pid in database_backends():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                used = cpu_seconds(pid)
+                self.first.setdefault(pid, used if initial else 0.0)
+                self.last[pid] = used
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.last[pid] - self.first[pid] for pid in self.last)
+
+
 def role_cpu(pids: dict[str, int]) -> dict[str, float]:
     """CPU seconds so far: our processes by role, and the machine's total."""
     used = {"total": machine_busy_seconds(), "bench": cpu_seconds(os.getpid())}
     for name, pid in pids.items():
         with contextlib.suppress(OSError):
             used[name] = cpu_seconds(pid)
-    used["postgres"] = 0.0
-    for pid in database_backends():
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            used["postgres"] += cpu_seconds(pid)
     return used
 
 
@@ -315,6 +331,15 @@ async def measure(
     background.sent.clear()
     cpu_before = role_cpu(pids)
     started_at = time.time()
+    database_cpu = DatabaseCpu()
+    database_cpu.sample(initial=True)
+
+    async def sample_database() -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            database_cpu.sample()
+
+    sampler = asyncio.create_task(sample_database())
     stop_at = time.time() + seconds
     posts: list[asyncio.Task[None]] = []
 
@@ -361,7 +386,10 @@ async def measure(
             break
         await asyncio.sleep(0.1)
     await asyncio.sleep(1.0)  # late duplicates, if any
+    sampler.cancel()
+    database_cpu.sample()
     cpu_after = role_cpu(pids)
+    cpu_after["postgres"] = database_cpu.seconds
     elapsed = time.time() - started_at
     cpu = {name: (cpu_after[name] - cpu_before.get(name, 0.0)) / elapsed for name in cpu_after}
     ours = sum(value for name, value in cpu.items() if name != "total")

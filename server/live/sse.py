@@ -1,17 +1,18 @@
 """`GET /events`: the patient's live stream, Server-Sent Events.
 
-A small ASGI response of its own rather than sse-starlette's: that one runs four tasks per
-stream (writer, ping, disconnect listener, shutdown listener), about 30 KiB per idle
-connection. Here the request's task waits for the client to leave, a writer task exists only
-while there is something to write, and pings, session re-checks and shutdown come from the
-hub, once for all streams.
+Events are written in sse-starlette's wire format (`ServerSentEvent`), by a small ASGI response
+of our own rather than its `EventSourceResponse`: that one runs four tasks per stream (writer,
+ping, disconnect listener, shutdown listener), about 30 KiB per idle connection. Here the
+request's task waits for the client to leave, a writer task exists only while there is
+something to write, and pings, session re-checks and shutdown come from the hub, once for all
+streams.
 """
 
 from __future__ import annotations
 
-import re
 from functools import partial
 
+from sse_starlette.sse import ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -32,21 +33,24 @@ _HEADERS = [
     (b"connection", b"keep-alive"),
     (b"x-accel-buffering", b"no"),
 ]
-# The line breaks of the SSE format; a fragment's own line breaks become several data lines.
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
-def encode(item: Outgoing) -> str:
-    """One SSE event per stream event, each with its id (what Last-Event-ID resumes from)."""
-    head = "event: update\n" if item.event_id is None else f"id: {item.event_id}\nevent: update\n"
-    data = "".join(f"data: {line}\n" for line in _LINE_BREAK.split(item.html))
-    return head + data + "\n"
+def encode(item: Outgoing) -> bytes:
+    """One SSE event per stream event, each with its id (what Last-Event-ID resumes from); a
+    fragment's own line breaks become several data lines."""
+    event_id = None if item.event_id is None else str(item.event_id)
+    return ServerSentEvent(item.html, event="update", id=event_id, sep="\n").encode()
 
 
-def _ending(close: Close) -> str:
+_PING = ServerSentEvent(comment="ping", sep="\n").encode()
+
+
+def _ending(close: Close) -> bytes:
     if close.reason == "logout":
         return encode(Outgoing(None, LOGGED_OUT))
-    return f": closing: {close.reason}\nretry: {RECONNECT_MS}\n\n"
+    return ServerSentEvent(
+        comment=f"closing: {close.reason}", retry=RECONNECT_MS, sep="\n"
+    ).encode()
 
 
 class EventStream:
@@ -73,14 +77,14 @@ class EventStream:
 async def _flush(send: Send, items: list[Item]) -> None:
     """Everything queued goes out in one write, still one SSE event per stream event."""
     close = items.pop() if isinstance(items[-1], Close) else None
-    body = "".join(
-        encode(item) if isinstance(item, Outgoing) else ": ping\n\n"
+    body = b"".join(
+        encode(item) if isinstance(item, Outgoing) else _PING
         for item in items
         if isinstance(item, Outgoing | Ping)
     )
     if close is not None:
         body += _ending(close)
-    await send({"type": "http.response.body", "body": body.encode(), "more_body": close is None})
+    await send({"type": "http.response.body", "body": body, "more_body": close is None})
 
 
 async def events(request: Request) -> Response | EventStream:

@@ -31,8 +31,8 @@ from server.live.connection import SEND_BUFFER
 from server.streams import MAX_REPLAY
 
 from .support import (
-    ALICE,
     ALICE_MARTIN_SUBJECT,
+    CHLOE,
     MARTIN,
     PASSWORD,
     RUNNING,
@@ -66,8 +66,9 @@ def databases(live_folder: Path) -> Iterator[Databases]:
 
 
 class PingWatcher:
-    """Alice's SSE stream read by a plain thread for the whole package: the heartbeat test then
-    needs no 15-second wait of its own."""
+    """Chloé's SSE stream read by a plain thread for the whole package: the heartbeat test then
+    needs no 15-second wait of its own. Not Alice's: a test logs Alice out everywhere, which
+    rightly ends every one of her streams."""
 
     def __init__(self, base_url: str) -> None:
         self.started = time.monotonic()
@@ -79,7 +80,7 @@ class PingWatcher:
             csrf = re.search(r'csrf-token" content="([^"]+)"', page.text)
             assert csrf
             answer = client.post(
-                "/login", data={"email": ALICE, "password": PASSWORD, "csrf_token": csrf[1]}
+                "/login", data={"email": CHLOE, "password": PASSWORD, "csrf_token": csrf[1]}
             )
             assert answer.status_code == 303
             cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
