@@ -10,7 +10,10 @@ wordings of blind-a's missed situations, written to check that each new rule gen
 the sentence that motivated it), "blind-b" (160 messages by someone who never saw the lexicon;
 first pass recall 0.776, specificity 0.973), "paraphrase-2" (new wordings of blind-b's missed
 situations, lay-wording probes per category and hard negatives, written before the fixes for
-blind-b). scripts/triage-metrics prints the figures per split.
+blind-b), "blind-c" (200 messages by someone who never saw the lexicon; first pass recall 0.891,
+specificity 0.911) and "paraphrase-3" (new wordings of blind-c's missed situations and near
+misses, written before the fixes; first pass recall 0.388, specificity 0.677).
+scripts/triage-metrics prints the figures per split.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ SPLITS = {
     "paraphrase",
     "blind-b",
     "paraphrase-2",
+    "blind-c",
+    "paraphrase-3",
 }
 
 

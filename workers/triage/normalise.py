@@ -357,13 +357,14 @@ class Matcher:
 def co_occurrences(
     tokens: Sequence[Token],
     concepts: Mapping[int, list[Hit]],
-    combos: Iterable[tuple[tuple[str, int], Iterable[tuple[int, ...]], int]],
+    combos: Iterable[tuple[tuple[str, int], Iterable[tuple[int, ...]], int, int]],
 ) -> list[Hit]:
-    """Hits of co-occurrence combinations: for each (owner, combinations, window), every concept
-    of a combination found in one sentence, each within `window` words of the rarest one."""
+    """Hits of co-occurrence combinations: for each (owner, combinations, window, span), every
+    concept of a combination found within `span` sentences of the rarest one (0: the same
+    sentence) and within `window` words of it."""
     found: list[Hit] = []
     starts = {concept: [hit.start for hit in hits] for concept, hits in concepts.items()}
-    for owner, owner_combos, window in combos:
+    for owner, owner_combos, window, span in combos:
         for combo in owner_combos:
             if not all(concept in concepts for concept in combo):
                 continue
@@ -379,7 +380,7 @@ def co_occurrences(
                     near = [
                         other
                         for other in concepts[concept][first:last]
-                        if tokens[other.start].sentence == sentence
+                        if abs(tokens[other.start].sentence - sentence) <= span
                     ]
                     if not near:
                         break
