@@ -11,8 +11,13 @@ the sentence that motivated it), "blind-b" (160 messages by someone who never sa
 first pass recall 0.776, specificity 0.973), "paraphrase-2" (new wordings of blind-b's missed
 situations, lay-wording probes per category and hard negatives, written before the fixes for
 blind-b), "blind-c" (200 messages by someone who never saw the lexicon; first pass recall 0.891,
-specificity 0.911) and "paraphrase-3" (new wordings of blind-c's missed situations and near
-misses, written before the fixes; first pass recall 0.388, specificity 0.677).
+specificity 0.911), "paraphrase-3" (new wordings of blind-c's missed situations and near
+misses, written before the fixes; first pass recall 0.388, specificity 0.677), "blind-d" (200
+messages by someone who never saw the lexicon; first pass recall 0.855, specificity 0.956) and
+"paraphrase-4" (new wordings of blind-d's missed concepts, suicidal-wording probes and near
+misses, written before the matching fixes; first pass recall 0.367, specificity 0.833 on the
+first 78; the later batches of fresh suicidal probes scored 11/18, 2/12 and 6/12 (1/8 for
+suicidal) before their fixes).
 scripts/triage-metrics prints the figures per split.
 """
 
@@ -43,6 +48,8 @@ SPLITS = {
     "paraphrase-2",
     "blind-c",
     "paraphrase-3",
+    "blind-d",
+    "paraphrase-4",
 }
 
 
