@@ -28,6 +28,13 @@ PETIT = "dr.petit@autre.colloque.test"
 SECRETARIAT = "secretariat@demo.colloque.test"
 ADMIN = "admin@demo.colloque.test"  # administrator of the Lilas practice
 
+# What a patient might write: the emergency detector flags the first two, not the third.
+CARDIAC = (
+    "J'ai une douleur dans la poitrine qui serre et mon bras gauche est engourdi depuis 20 minutes"
+)
+SUICIDAL = "Je veux mourir, j'ai envie d'en finir ce soir"
+BENIGN = "Bonjour, pouvez-vous renouveler mon ordonnance de Doliprane ?"
+
 PATIENTS = (ALICE, BOB, CHLOE)
 PRACTITIONERS = (MARTIN, BERNARD, PETIT)
 ACCOUNTS = (ALICE, BOB, CHLOE, MARTIN, BERNARD, PETIT, SECRETARIAT, ADMIN)

@@ -31,16 +31,21 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
         process.wait(timeout=timeout)
 
 
-def create_demo_data(env: dict[str, str], patients: int = 0) -> None:
-    """`colloque demo` against the database in `env`; the test fails with its output if it does."""
-    demo = subprocess.run(
-        [sys.executable, "-m", "server.cli", "demo", "--patients", str(patients)],
+def run_colloque(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The real `colloque` command line, as an operator runs it, with its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
         check=False,
     )
+
+
+def create_demo_data(env: dict[str, str], patients: int = 0) -> None:
+    """`colloque demo` against the database in `env`; the test fails with its output if it does."""
+    demo = run_colloque(env, "demo", "--patients", str(patients))
     if demo.returncode != 0:
         pytest.fail(f"`colloque demo` failed:\n{demo.stdout}\n{demo.stderr}", pytrace=False)

@@ -9,10 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from core_support import (
     ALICE,
+    BENIGN,
+    CARDIAC,
     MARTIN,
     SECRETARIAT,
     SUBJECT_CERTIFICATE,
     SUBJECT_RENEWAL,
+    SUICIDAL,
     thread_by_subject,
     user,
 )
@@ -26,11 +29,6 @@ from server.models import AuditEvent, Message, MessageKind, StreamEvent, Thread
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("db")]
 
-CARDIAC = (
-    "J'ai une douleur dans la poitrine qui serre et mon bras gauche est engourdi depuis 20 minutes"
-)
-SUICIDAL = "Je veux mourir, j'ai envie d'en finir ce soir"
-BENIGN = "Bonjour, pouvez-vous renouveler mon ordonnance de Doliprane ?"
 # Words that must never reach the audit trail.
 SECRET = "Confidentiel-TR93"
 

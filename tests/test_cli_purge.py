@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from audit_support import add_line
 from core_support import ALICE, user
-from service_support import ROOT
+from service_support import run_colloque
 
 from server.actions.retention import purge
 from server.models import AuditEvent, PasswordReset, Session
@@ -59,15 +58,7 @@ async def test_purge_deletes_what_is_past_its_time_and_nothing_else() -> None:
 
 def _colloque_purge(settings: Settings) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": settings.database_url, "COLLOQUE_ENV": "development"}
-    return subprocess.run(
-        [sys.executable, "-m", "server.cli", "purge"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_colloque(env, "purge")
 
 
 async def test_the_command_prints_its_counts_and_a_second_run_finds_nothing(

@@ -9,9 +9,12 @@ import httpx
 import pytest
 from core_support import (
     ALICE,
+    BENIGN,
+    CARDIAC,
     MARTIN,
     SECRETARIAT,
     SUBJECT_RENEWAL,
+    SUICIDAL,
     ClientFactory,
     anonymous_token,
     login,
@@ -24,11 +27,6 @@ from server.actions.triage import record_assessment
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("db")]
 
-CARDIAC = (
-    "J'ai une douleur dans la poitrine qui serre et mon bras gauche est engourdi depuis 20 minutes"
-)
-SUICIDAL = "Je veux mourir, j'ai envie d'en finir ce soir"
-BENIGN = "Bonjour, pouvez-vous renouveler mon ordonnance de Doliprane ?"
 
 # Every patient page carries the general "call 15 or 112" notice: the guidance is this section.
 GUIDANCE = re.compile(r'<section class="emergency-guidance".*?</section>', re.S)
