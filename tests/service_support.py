@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,15 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def is_healthy(url: str) -> bool:
+    """Whether a service's health URL answers 200 now."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 (loopback URL)
+            return bool(answer.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> None:

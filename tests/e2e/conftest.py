@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from service_support import create_demo_data, free_port, stop_process
+from service_support import create_demo_data, free_port, is_healthy, stop_process
 
-from .helpers import CHROMIUM, PHONE, log_in, require_browser
+from .helpers import CHROMIUM, browser_contexts, log_in, require_browser
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -82,14 +79,6 @@ def _service_environment(tmp_dir: Path) -> dict[str, str]:
     return env
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 (loopback URL)
-            return bool(answer.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 # Package scope: in a full `pytest` run the service stops once tests/e2e/ is done, before the other
 # tests reset a shared PostgreSQL database under it.
 @pytest.fixture(scope="package")
@@ -124,7 +113,7 @@ def live_server(
         )
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
-        while not _healthy(f"{base_url}/healthz"):
+        while not is_healthy(f"{base_url}/healthz"):
             if server.poll() is not None or time.monotonic() > deadline:
                 log_text = log_path.read_text(errors="replace")
                 pytest.fail(f"`colloque serve` did not become healthy:\n{log_text}", pytrace=False)
@@ -172,19 +161,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def new_context(live_server: str, browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
     """Opens isolated browser contexts (one per person) on the service; all closed afterwards."""
-    opened: list[BrowserContext] = []
-
-    def open_context(**options: Any) -> BrowserContext:
-        settings = options or PHONE
-        context = browser.new_context(base_url=live_server, **settings)
-        context.set_default_timeout(10_000)
-        opened.append(context)
-        return context
-
-    yield open_context
-    for context in opened:
-        with contextlib.suppress(Exception):
-            context.close()
+    yield from browser_contexts(browser, live_server)
 
 
 @pytest.fixture

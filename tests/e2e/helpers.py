@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext, Page
+    from playwright.sync_api import Browser, BrowserContext, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "colloque-demo"
@@ -101,3 +103,20 @@ def screenshot(page: Page, name: str) -> None:
     Path(directory).mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     page.screenshot(path=str(Path(directory) / f"{slug}.png"), full_page=True)
+
+
+def browser_contexts(browser: Browser, base_url: str) -> Iterator[Callable[..., BrowserContext]]:
+    """For a fixture: yields a maker of isolated contexts (one per person, a phone unless told
+    otherwise) on `base_url`, and closes every one it made afterwards."""
+    opened: list[BrowserContext] = []
+
+    def open_context(**options: Any) -> BrowserContext:
+        context = browser.new_context(base_url=base_url, **(options or PHONE))
+        context.set_default_timeout(10_000)
+        opened.append(context)
+        return context
+
+    yield open_context
+    for context in opened:
+        with contextlib.suppress(Exception):
+            context.close()

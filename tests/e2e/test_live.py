@@ -6,21 +6,17 @@ unless the step says so. A marker set in `window` proves a page was not reloaded
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from service_support import create_demo_data, free_port, stop_process
+from service_support import create_demo_data, free_port, is_healthy, stop_process
 
 from .helpers import (
     ALICE,
@@ -30,6 +26,7 @@ from .helpers import (
     PHONE,
     SECOND_EXTRA_PATIENT,
     SECRETARIAT,
+    browser_contexts,
     log_in,
     require_browser,
     screenshot,
@@ -370,14 +367,6 @@ def test_logout_in_one_tab_logs_out_the_others(
 # --- reconnecting: a service of this test's own, stopped and started again ----------------------
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 (loopback URL)
-            return bool(answer.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 class SpareService:
     """`colloque serve` on its own SQLite database and port, which a test may stop and restart."""
 
@@ -405,7 +394,7 @@ class SpareService:
                 stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 60
-        while not _healthy(f"{self.url}/healthz"):
+        while not is_healthy(f"{self.url}/healthz"):
             assert self.process.poll() is None, f"the service exited:\n{self.log()}"
             assert time.monotonic() < deadline, f"the service did not start:\n{self.log()}"
             time.sleep(0.1)
@@ -440,18 +429,7 @@ def spare_service(tmp_path: Path) -> Iterator[SpareService]:
 def spare_context(
     browser: Browser, spare_service: SpareService
 ) -> Iterator[Callable[..., BrowserContext]]:
-    opened: list[BrowserContext] = []
-
-    def open_context(**options: Any) -> BrowserContext:
-        context = browser.new_context(base_url=spare_service.url, **(options or PHONE))
-        context.set_default_timeout(10_000)
-        opened.append(context)
-        return context
-
-    yield open_context
-    for context in opened:
-        with contextlib.suppress(Exception):
-            context.close()
+    yield from browser_contexts(browser, spare_service.url)
 
 
 def test_reconnects_after_a_restart_without_losing_messages(

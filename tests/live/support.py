@@ -17,8 +17,6 @@ import struct
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 import websockets
-from service_support import create_demo_data, free_port, stop_process
+from service_support import create_demo_data, free_port, is_healthy, stop_process
 from websockets.asyncio.client import ClientConnection
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,14 +203,6 @@ class RedisProcess:
         self.process = None
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 (loopback URL)
-            return bool(answer.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 class ServerProcess:
     """One `colloque serve` process."""
 
@@ -238,7 +228,7 @@ class ServerProcess:
                 command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + STARTUP_SECONDS
-        while not _healthy(f"{self.base_url}/healthz"):
+        while not is_healthy(f"{self.base_url}/healthz"):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(
                     f"`colloque serve` did not become healthy:\n{self.log_text()[-4000:]}",
