@@ -55,7 +55,8 @@ async def start_session(user: User) -> str:
 
 async def load_session(key: str) -> ActiveSession | None:
     """The live session for `key`, or None if unknown, expired, idle too long or user disabled."""
-    session = await Session.get_or_none(key_hash=_key_hash(key)).select_related("user")
+    # The practice comes along: every page checks its second-factor policy for staff.
+    session = await Session.get_or_none(key_hash=_key_hash(key)).select_related("user__practice")
     if session is None:
         return None
     now = datetime.now(UTC)

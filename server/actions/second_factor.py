@@ -40,7 +40,10 @@ async def is_required(user: User) -> bool:
     """Whether this user's practice (staff) or one of their practices (patients) requires it."""
     if user.role != Role.PATIENT:
         staff_setting = None
-        if user.practice_id is not None:
+        if isinstance(user.practice, Practice):
+            # Loaded with the session: no query on every page.
+            staff_setting = user.practice.require_staff_second_factor
+        elif user.practice_id is not None:
             staff_setting = (
                 await Practice.filter(id=user.practice_id)
                 .first()
