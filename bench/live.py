@@ -208,6 +208,8 @@ class Sent:
     thread_id: int
     at: float
     ok: bool
+    #: When the POST's answer arrived: the part of the latency spent before the fan-out.
+    answered: float
 
 
 async def post(client: httpx.AsyncClient, thread_id: int, token: int, sent: list[Sent]) -> None:
@@ -215,7 +217,7 @@ async def post(client: httpx.AsyncClient, thread_id: int, token: int, sent: list
     answer = await client.post(
         f"/threads/{thread_id}/messages", data={"body": f"Message bench:{token}: suivi"}
     )
-    sent.append(Sent(token, thread_id, started, answer.status_code == 303))
+    sent.append(Sent(token, thread_id, started, answer.status_code == 303, time.time()))
 
 
 def summarise(sent: list[Sent], audiences: dict[int, list[Tally]]) -> dict[str, float]:
@@ -234,7 +236,10 @@ def summarise(sent: list[Sent], audiences: dict[int, list[Tally]]) -> dict[str, 
         duplicates += tally.duplicates
     ok = [m for m in sent if m.ok]
     span = (max(m.at for m in ok) - min(m.at for m in ok)) if len(ok) > 1 else 1.0
+    answers = [(m.answered - m.at) * 1000 for m in ok]
     return {
+        "post_p50": percentile(answers, 0.50),
+        "post_p99": percentile(answers, 0.99),
         "messages": len(ok),
         "refused": len(sent) - len(ok),
         "deliveries": received,

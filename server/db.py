@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from tortoise import Tortoise, connections
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as run_migrations
 
 from server import crypto
@@ -13,13 +14,36 @@ from server.settings import ROOT, Settings, load_settings
 
 _LOGGERS_WITH_PARAMETERS = ("tortoise.db_client", "aiosqlite")
 
+#: PostgreSQL connections per process. Each request and the live hub hold one for a query or a
+#: transaction; asyncpg's default of 5 made requests queue for a connection under load.
+POOL_SIZE = 20
+
+
+async def _keep_session(_connection: object) -> None:
+    """Connections go back to the pool without asyncpg's reset query.
+
+    asyncpg still rolls back a transaction left open; the reset query would also drop session
+    settings, LISTENs, cursors and advisory locks, none of which Colloque uses (its one
+    `SET LOCAL` ends with its transaction). Skipping it saves a round trip on every query made
+    outside a transaction.
+    """
+
+
+def _connection_config(database_url: str) -> str | dict[str, Any]:
+    if database_url.startswith("postgresql://"):
+        database_url = "postgres://" + database_url.removeprefix("postgresql://")
+    if not database_url.startswith("postgres://"):
+        return database_url
+    config = expand_db_url(database_url)
+    config["credentials"].setdefault("maxsize", POOL_SIZE)
+    config["credentials"]["reset"] = _keep_session
+    return config
+
 
 def tortoise_config(database_url: str) -> dict[str, Any]:
     """Tortoise's configuration for one database; `server.migrations` holds the schema history."""
-    if database_url.startswith("postgresql://"):
-        database_url = "postgres://" + database_url.removeprefix("postgresql://")
     return {
-        "connections": {"default": database_url},
+        "connections": {"default": _connection_config(database_url)},
         "apps": {
             "models": {
                 "models": ["server.models"],

@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from server import joined
 from server.models import Session, User
 
 # OWASP ASVS 5.0 (7.3): idle and absolute timeouts. 30 minutes idle suits a shared family
@@ -56,9 +57,12 @@ async def start_session(user: User) -> str:
 async def load_session(key: str) -> ActiveSession | None:
     """The live session for `key`, or None if unknown, expired, idle too long or user disabled."""
     # The practice comes along: every page checks its second-factor policy for staff.
-    session = await Session.get_or_none(key_hash=_key_hash(key)).select_related("user__practice")
-    if session is None:
+    found = await joined.select(
+        Session, ("user", "user__practice"), "main.key_hash = ?", _key_hash(key)
+    )
+    if not found:
         return None
+    session = found[0]
     now = datetime.now(UTC)
     if now >= session.expires_at or now - session.last_seen_at >= IDLE_TIMEOUT:
         await session.delete()

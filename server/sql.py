@@ -18,7 +18,8 @@ def is_postgres(connection: BaseDBAsyncClient) -> bool:
     return connection.capabilities.dialect == "postgres"
 
 
-def _dialect(connection: BaseDBAsyncClient, query: str) -> str:
+def dialect(connection: BaseDBAsyncClient, query: str) -> str:
+    """`query` with PostgreSQL's numbered placeholders when that is the database."""
     if not is_postgres(connection):
         return query
     numbers = iter(range(1, query.count("?") + 1))
@@ -27,4 +28,4 @@ def _dialect(connection: BaseDBAsyncClient, query: str) -> str:
 
 async def fetch(connection: BaseDBAsyncClient, query: str, *params: Any) -> list[dict[str, Any]]:
     """Rows of `query` as dicts; `?` placeholders on every database."""
-    return await connection.execute_query_dict(_dialect(connection, query), list(params))
+    return await connection.execute_query_dict(dialect(connection, query), list(params))

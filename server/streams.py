@@ -14,8 +14,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from server import joined, sql
 from server.broker import Broker, InProcessBroker
 from server.models import Role, StreamEvent, StreamRecipient, Thread, User
 
@@ -119,15 +121,20 @@ async def latest_event_id() -> int:
 
 async def events_after(after: int, limit: int) -> list[tuple[StreamEvent, frozenset[int]]]:
     """Committed events after `after`, in order, with their named recipients."""
-    events = await StreamEvent.filter(id__gt=after).order_by("id").limit(limit)
+    events = await joined.select(
+        StreamEvent, (), "main.id > ? ORDER BY main.id LIMIT ?", after, limit
+    )
     if not events:
         return []
     recipients: dict[int, set[int]] = {}
-    rows = await StreamRecipient.filter(event_id__in=[e.id for e in events]).values_list(
-        "event_id", "user_id"
+    rows = await sql.fetch(
+        connections.get("default"),
+        "SELECT event_id, user_id FROM stream_recipient WHERE event_id > ? AND event_id <= ?",
+        after,
+        events[-1].id,
     )
-    for event_id, user_id in rows:
-        recipients.setdefault(event_id, set()).add(user_id)
+    for row in rows:
+        recipients.setdefault(row["event_id"], set()).add(row["user_id"])
     return [(e, frozenset(recipients.get(e.id, ()))) for e in events]
 
 

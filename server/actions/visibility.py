@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from starlette.exceptions import HTTPException
 
+from server import joined
 from server.actions import audit
 from server.models import Role, Thread, User
 from server.rules.access import ThreadParties, Viewer, can_read_content, can_see_thread
+
+#: What showing a thread needs besides its own row.
+THREAD_RELATIONS = ("practice", "patient", "practitioner", "assignee")
 
 
 def viewer_of(user: User) -> Viewer:
@@ -31,9 +35,8 @@ async def thread_for(user: User, thread_id: object) -> Thread:
     if not isinstance(thread_id, int) or thread_id <= 0 or thread_id > 2**31 - 1:
         await audit.record_refusal(user, "thread.denied", "thread:invalid")
         raise HTTPException(404)
-    thread = await Thread.get_or_none(id=thread_id).select_related(
-        "practice", "patient", "practitioner", "assignee"
-    )
+    found = await joined.select(Thread, THREAD_RELATIONS, "main.id = ?", thread_id)
+    thread = found[0] if found else None
     if thread is None:
         await audit.record_refusal(user, "thread.denied", f"thread:{thread_id}")
         raise HTTPException(404)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from server import joined
+from server.actions.visibility import THREAD_RELATIONS
 from server.models import Message, ReadState, StreamEvent, Thread, User
 
 
@@ -40,16 +42,12 @@ async def preload(events: list[StreamEvent]) -> Preloaded:
     threads: dict[int, Thread] = {}
     if thread_ids:
         threads = {
-            t.id: t
-            for t in await Thread.filter(id__in=sorted(thread_ids)).select_related(
-                "practice", "patient", "practitioner", "assignee"
-            )
+            t.id: t for t in await joined.select(Thread, THREAD_RELATIONS, *_among(thread_ids))
         }
     messages: dict[int, Message] = {}
     if message_ids:
         messages = {
-            m.id: m
-            for m in await Message.filter(id__in=sorted(message_ids)).select_related("author")
+            m.id: m for m in await joined.select(Message, ("author",), *_among(message_ids))
         }
     named = {
         person
@@ -64,3 +62,9 @@ async def preload(events: list[StreamEvent]) -> Preloaded:
         ).values_list("user_id", "thread_id", "last_read_seq")
         read_marks = {(user_id, thread_id): seq for user_id, thread_id, seq in rows}
     return Preloaded(threads, messages, read_marks)
+
+
+def _among(ids: set[int]) -> tuple[str, ...] | tuple[object, ...]:
+    """`main.id IN (...)` with one placeholder per id, and the ids."""
+    ordered = sorted(ids)
+    return (f"main.id IN ({', '.join('?' * len(ordered))})", *ordered)

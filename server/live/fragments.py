@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from server.actions.visibility import may_read_content
-from server.live.batch import Preloaded
+from server.live.batch import Preloaded, preload
 from server.live.connection import CSRF_PLACEHOLDER, LiveConnection
 from server.models import Message, ReadState, Role, StreamEvent, Thread, ThreadStatus, User
 from server.queries import ThreadRow, practice_team
@@ -46,7 +46,7 @@ class EventRenderer:
 
     def __init__(self, event: StreamEvent, preloaded: Preloaded | None = None) -> None:
         self.event = event
-        #: The hub's batch, read in a few queries; without it, rows are read one by one.
+        #: The hub's batch, read in a few queries; without it, this event's rows are read alone.
         self._preloaded = preloaded
         self._loaded = False
         self.thread: Thread | None = None
@@ -58,20 +58,13 @@ class EventRenderer:
         if self._loaded:
             return
         self._loaded = True
-        batch = self._preloaded
+        if self._preloaded is None:
+            self._preloaded = await preload([self.event])
         if self.event.thread_id is not None:
-            if batch is not None:
-                self.thread = batch.threads.get(self.event.thread_id)
-            else:
-                self.thread = await Thread.get_or_none(id=self.event.thread_id).select_related(
-                    "practice", "patient", "practitioner", "assignee"
-                )
+            self.thread = self._preloaded.threads.get(self.event.thread_id)
         message_id = self.event.data.get("message_id")
         if message_id is not None:
-            if batch is not None:
-                self.message = batch.messages.get(int(message_id))
-            else:
-                self.message = await Message.get_or_none(id=message_id).select_related("author")
+            self.message = self._preloaded.messages.get(int(message_id))
 
     async def _part(self, key: tuple[object, ...], make: Callable[[], Awaitable[str]]) -> str:
         if key not in self._parts:
