@@ -25,7 +25,16 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from clients import ReaderProcess, ReaderSpec, Tally, cookie_header, login, sse_reader, ws_reader
+from clients import (
+    RawPoster,
+    ReaderProcess,
+    ReaderSpec,
+    Tally,
+    cookie_header,
+    login,
+    sse_reader,
+    ws_reader,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "colloque_bench"
@@ -212,12 +221,12 @@ class Sent:
     answered: float
 
 
-async def post(client: httpx.AsyncClient, thread_id: int, token: int, sent: list[Sent]) -> None:
+async def post(client: RawPoster, thread_id: int, token: int, sent: list[Sent]) -> None:
     started = time.time()
-    answer = await client.post(
-        f"/threads/{thread_id}/messages", data={"body": f"Message bench:{token}: suivi"}
+    status = await client.post(
+        f"/threads/{thread_id}/messages", {"body": f"Message bench:{token}: suivi"}
     )
-    sent.append(Sent(token, thread_id, started, answer.status_code == 303, time.time()))
+    sent.append(Sent(token, thread_id, started, status == 303, time.time()))
 
 
 def summarise(sent: list[Sent], audiences: dict[int, list[Tally]]) -> dict[str, float]:
@@ -280,7 +289,8 @@ async def fanout(stack: Stack, seconds: float, rate: float) -> dict[str, float]:
         tallies.extend(staff_tallies)
     readers = ReaderProcess(specs)
     await asyncio.sleep(6)  # every stream open and registered
-    martin = await login(base(stack.ports[0]), MARTIN)
+    martin = RawPoster(await login(base(stack.ports[0]), MARTIN))
+    posters = [RawPoster(client) for client in patients]
     sent: list[Sent] = []
     posts = []
     start = time.time()
@@ -290,7 +300,7 @@ async def fanout(stack: Stack, seconds: float, rate: float) -> dict[str, float]:
         thread_index = token % 100
         # One message in ten comes from a patient (patients are rate-limited, so the ten percent
         # rotate over all of them), the rest from staff.
-        sender = patients[thread_index] if token % 10 == (token // 100) % 10 else martin
+        sender = posters[thread_index] if token % 10 == (token // 100) % 10 else martin
         posts.append(asyncio.create_task(post(sender, thread_ids[thread_index], token, sent)))
     await asyncio.gather(*posts)
     await asyncio.sleep(3)
@@ -319,12 +329,12 @@ async def queue_storm(stack: Stack, seconds: float, senders: int) -> dict[str, f
             specs.append(("ws", url, base(port), cookie_header(secretary), slow))
     readers = ReaderProcess(specs)
     await asyncio.sleep(5)
-    martins = [await login(base(stack.ports[n % 2]), MARTIN) for n in range(senders)]
+    martins = [RawPoster(await login(base(stack.ports[n % 2]), MARTIN)) for n in range(senders)]
     sent: list[Sent] = []
     deadline = time.time() + seconds
     counter = iter(range(10**9))
 
-    async def sender(client: httpx.AsyncClient) -> None:
+    async def sender(client: RawPoster) -> None:
         while time.time() < deadline:
             token = next(counter)
             await post(client, thread_ids[token % len(thread_ids)], token, sent)

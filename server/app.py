@@ -131,7 +131,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
         broker = broker_for(settings.redis_url)
         await broker.connect()
-        streams.use_broker(broker)
+        streams.use_broker(broker, settings.secret_key)
         job_queue = job_queue_for(settings.redis_url, settings.triage_reclaim_seconds)
         use_job_queue(job_queue)
         app.state.hub = Hub(broker)

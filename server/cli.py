@@ -60,7 +60,7 @@ async def _worker(settings: Settings) -> None:
     broker = broker_for(settings.redis_url)
     await broker.connect()
     # Changes made by jobs reach the web processes' live streams through the same broker.
-    streams.use_broker(broker)
+    streams.use_broker(broker, settings.secret_key)
     job_queue = job_queue_for(settings.redis_url, settings.triage_reclaim_seconds)
     use_job_queue(job_queue)
     try:

@@ -9,6 +9,8 @@ reconnecting clients and each process's hub read. The broker only rings the bell
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 from dataclasses import dataclass
@@ -51,8 +53,8 @@ async def record(
     *,
     thread_id: int | None = None,
     data: dict[str, Any] | None = None,
-) -> int:
-    """Add an event to the log inside the caller's transaction; returns its id.
+) -> Recorded:
+    """Add an event to the log inside the caller's transaction; `announce` it after commit.
 
     Call it last in the transaction: the ordering lock is held until commit.
     """
@@ -71,28 +73,88 @@ async def record(
             [StreamRecipient(event_id=event.id, user_id=uid) for uid in sorted(audience.user_ids)],
             using_db=connection,
         )
-    return event.id
+    return Recorded(event, audience.user_ids)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An event added to the log, with the users it names."""
+
+    event: StreamEvent
+    recipients: frozenset[int]
 
 
 _broker: Broker = InProcessBroker()
+_note_key = b""
 
 
-def use_broker(broker: Broker) -> None:
-    global _broker
+def use_broker(broker: Broker, secret_key: str) -> None:
+    """`secret_key` signs the event notes, which hubs then trust as copies of the log's rows."""
+    global _broker, _note_key
     _broker = broker
+    _note_key = hashlib.sha256(f"colloque-event-notes:{secret_key}".encode()).digest()
 
 
-async def _ring(payload: dict[str, Any]) -> None:
+async def _publish(payload: bytes) -> None:
     try:
-        await _broker.publish(json.dumps(payload).encode())
+        await _broker.publish(payload)
     except Exception as error:
         # Hubs also poll the log, and resync when the broker comes back: nothing is lost.
         log.warning("broker publish failed (%s): live delivery waits for the next poll", error)
 
 
-async def announce(event_id: int) -> None:
-    """Tell every process that events up to `event_id` are committed."""
-    await _ring({"event": event_id})
+async def _ring(payload: dict[str, Any]) -> None:
+    await _publish(json.dumps(payload).encode())
+
+
+def _mac(body: bytes) -> bytes:
+    return hmac.new(_note_key, body, hashlib.sha256).hexdigest().encode()
+
+
+async def announce(recorded: Recorded) -> None:
+    """Tell every process that the log holds everything up to this committed event.
+
+    The note carries a signed copy of the event's row (references only, never content), so
+    that a hub which has every earlier event already can deliver it without reading the log.
+    """
+    event = recorded.event
+    body = json.dumps(
+        {
+            "event": event.id,
+            "row": [
+                event.kind,
+                event.thread_id,
+                event.practice_id,
+                event.to_practice_staff,
+                event.data,
+                sorted(recorded.recipients),
+            ],
+        },
+        separators=(",", ":"),
+    ).encode()
+    await _publish(body + b"\n" + _mac(body))
+
+
+def read_note(payload: bytes) -> tuple[dict[str, Any], tuple[StreamEvent, frozenset[int]] | None]:
+    """A broker payload as a note, and the event it carries when its signature holds.
+
+    A note whose signature fails is still a bell: the hub then reads the log, as for any bell.
+    """
+    body, _, mac = payload.partition(b"\n")
+    note = json.loads(body)
+    row = note.get("row") if isinstance(note, dict) else None
+    if row is None or not hmac.compare_digest(mac, _mac(body)):
+        return note, None
+    kind, thread_id, practice_id, to_staff, data, recipients = row
+    event = StreamEvent(
+        id=int(note["event"]),
+        kind=kind,
+        thread_id=thread_id,
+        practice_id=practice_id,
+        to_practice_staff=to_staff,
+        data=data,
+    )
+    return note, (event, frozenset(recipients))
 
 
 async def announce_session_end(session_id: int) -> None:

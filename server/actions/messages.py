@@ -48,7 +48,7 @@ async def post_message(author: User, thread: Thread, body: str) -> Message:
         await audit.record_thread(
             author.id, "message.posted", thread, {"seq": seq}, using=connection
         )
-        event_id = await streams.record(
+        event = await streams.record(
             connection,
             "message.created",
             streams.thread_audience(locked),
@@ -56,7 +56,7 @@ async def post_message(author: User, thread: Thread, body: str) -> Message:
             data={"message_id": message.id, "seq": seq},
         )
     thread.last_seq, thread.last_message_at = seq, now
-    await streams.announce(event_id)
+    await streams.announce(event)
     if kind is MessageKind.PATIENT:
         await jobs.enqueue_triage(message.id)
     return message
@@ -119,7 +119,7 @@ async def mark_read(user: User, thread: Thread) -> None:
     async with in_transaction() as connection:
         advanced = await _read_up_to(user.id, thread.id, thread.last_seq, connection)
         await audit.record_thread(user.id, "thread.read", thread, using=connection)
-        event_id = (
+        event = (
             await streams.record(
                 connection,
                 "thread.read",
@@ -130,5 +130,5 @@ async def mark_read(user: User, thread: Thread) -> None:
             if advanced
             else None
         )
-    if event_id is not None:
-        await streams.announce(event_id)
+    if event is not None:
+        await streams.announce(event)

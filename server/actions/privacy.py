@@ -166,7 +166,7 @@ async def close_account(patient: User, password: str) -> list[int]:
         await audit.record_account(patient, "account.close", outcome=audit.DENIED)
         raise Refused(WRONG_PASSWORD)
     now = datetime.now(UTC)
-    event_id = None
+    event: streams.Recorded | None = None
     async with in_transaction() as connection:
         session_ids = list(
             await Session.filter(user_id=patient.id)
@@ -214,15 +214,15 @@ async def close_account(patient: User, password: str) -> list[int]:
             )
         # Events last: recording one holds the event log's ordering lock until commit.
         for thread in still_open:
-            event_id = await streams.record(
+            event = await streams.record(
                 connection,
                 "thread.status",
                 streams.thread_audience(thread),
                 thread_id=thread.id,
                 data={"status": ThreadStatus.CLOSED.value},
             )
-    if event_id is not None:
-        await streams.announce(event_id)
+    if event is not None:
+        await streams.announce(event)
     for session_id in session_ids:
         await streams.announce_session_end(session_id)
     return session_ids

@@ -161,10 +161,10 @@ async def open_request(
             {"category": parsed_category.value},
             using=connection,
         )
-        event_id = await streams.record(
+        event = await streams.record(
             connection, "thread.created", streams.thread_audience(thread), thread_id=thread.id
         )
-    await streams.announce(event_id)
+    await streams.announce(event)
     await jobs.enqueue_triage(first.id)
     return thread
 
@@ -198,7 +198,7 @@ async def _set_status(
         await audit.record_thread(
             actor.id, action, thread, {"status": status.value}, using=connection
         )
-        event_id = await streams.record(
+        event = await streams.record(
             connection,
             "thread.status",
             streams.thread_audience(thread, holder.id if holder else None),
@@ -209,7 +209,7 @@ async def _set_status(
         setattr(thread, name, value)
     if "assignee_id" in changes:
         thread.assignee = holder
-    await streams.announce(event_id)
+    await streams.announce(event)
     return thread
 
 
@@ -266,7 +266,7 @@ async def assign(actor: User, thread: Thread, assignee_id: int | None) -> Thread
         )
         thread.assignee_id = assignee_id
         # Whoever lost sight of the thread by the change hears about it too, to drop it.
-        event_id = await streams.record(
+        event = await streams.record(
             connection,
             "thread.assigned",
             streams.thread_audience(thread, previous),
@@ -274,5 +274,5 @@ async def assign(actor: User, thread: Thread, assignee_id: int | None) -> Thread
             data={"assignee_id": assignee_id},
         )
     thread.assignee = assignee
-    await streams.announce(event_id)
+    await streams.announce(event)
     return thread

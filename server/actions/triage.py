@@ -33,7 +33,7 @@ async def record_assessment(message_id: int, emergency: bool, categories: Sequen
         if not stored:
             return False
         message = await Message.get(id=message_id, using_db=connection)
-        event_id = None
+        event: streams.Recorded | None = None
         if emergency:
             thread = await Thread.select_for_update().using_db(connection).get(id=message.thread_id)
             merged = sorted(set(thread.emergency_categories) | set(flagged))
@@ -52,7 +52,7 @@ async def record_assessment(message_id: int, emergency: bool, categories: Sequen
                 {"message_id": message_id},
                 using=connection,
             )
-            event_id = await streams.record(
+            event = await streams.record(
                 connection,
                 "message.flagged",
                 streams.thread_audience(thread),
@@ -67,8 +67,8 @@ async def record_assessment(message_id: int, emergency: bool, categories: Sequen
                 {"message_id": message_id},
                 using=connection,
             )
-    if event_id is not None:
-        await streams.announce(event_id)
+    if event is not None:
+        await streams.announce(event)
     return True
 
 

@@ -7,11 +7,16 @@ named viewer; here it is one query per kind of row for the batch.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from server import joined
+from tortoise import connections
+
+from server import joined, sql
 from server.actions.visibility import THREAD_RELATIONS
-from server.models import Message, ReadState, StreamEvent, Thread, User
+from server.models import Message, StreamEvent, Thread, User
+
+_MESSAGE_RELATIONS = ("author", "thread", *(f"thread__{name}" for name in THREAD_RELATIONS))
 
 
 @dataclass
@@ -37,18 +42,19 @@ class Preloaded:
 
 
 async def preload(events: list[StreamEvent]) -> Preloaded:
+    """Messages come with their thread (one query for a batch of new messages); threads of
+    events without a message are read on their own."""
     thread_ids = {e.thread_id for e in events if e.thread_id is not None}
     message_ids = {int(e.data["message_id"]) for e in events if e.data.get("message_id")}
-    threads: dict[int, Thread] = {}
-    if thread_ids:
-        threads = {
-            t.id: t for t in await joined.select(Thread, THREAD_RELATIONS, *_among(thread_ids))
-        }
     messages: dict[int, Message] = {}
+    threads: dict[int, Thread] = {}
     if message_ids:
-        messages = {
-            m.id: m for m in await joined.select(Message, ("author",), *_among(message_ids))
-        }
+        for message in await joined.select(Message, _MESSAGE_RELATIONS, *_among(message_ids)):
+            messages[message.id] = message
+            threads.setdefault(message.thread_id, message.thread)
+    if missing := thread_ids - threads.keys():
+        for thread in await joined.select(Thread, THREAD_RELATIONS, *_among(missing)):
+            threads[thread.id] = thread
     named = {
         person
         for t in threads.values()
@@ -57,14 +63,21 @@ async def preload(events: list[StreamEvent]) -> Preloaded:
     }
     read_marks: dict[tuple[int, int], int] = {}
     if threads and named:
-        rows = await ReadState.filter(
-            thread_id__in=sorted(threads), user_id__in=sorted(named)
-        ).values_list("user_id", "thread_id", "last_read_seq")
-        read_marks = {(user_id, thread_id): seq for user_id, thread_id, seq in rows}
+        rows = await sql.fetch(
+            connections.get("default"),
+            "SELECT user_id, thread_id, last_read_seq FROM read_state"  # noqa: S608 - placeholders
+            f" WHERE thread_id IN ({_marks(threads)}) AND user_id IN ({_marks(named)})",
+            *sorted(threads),
+            *sorted(named),
+        )
+        read_marks = {(r["user_id"], r["thread_id"]): r["last_read_seq"] for r in rows}
     return Preloaded(threads, messages, read_marks)
+
+
+def _marks(ids: Collection[int]) -> str:
+    return ", ".join("?" * len(ids))
 
 
 def _among(ids: set[int]) -> tuple[str, ...] | tuple[object, ...]:
     """`main.id IN (...)` with one placeholder per id, and the ids."""
-    ordered = sorted(ids)
-    return (f"main.id IN ({', '.join('?' * len(ordered))})", *ordered)
+    return (f"main.id IN ({_marks(ids)})", *sorted(ids))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -17,7 +16,13 @@ from server.live.fragments import EventRenderer, reset
 from server.live.session_check import CHECK_SECONDS, alive_sessions
 from server.live.sse import PING_SECONDS
 from server.models import StreamEvent
-from server.streams import STAFF_WIDE_ROLES, events_after, latest_event_id, replay_for
+from server.streams import (
+    STAFF_WIDE_ROLES,
+    events_after,
+    latest_event_id,
+    read_note,
+    replay_for,
+)
 from server.views.rendering import environment
 
 log = logging.getLogger("colloque.live")
@@ -46,6 +51,10 @@ class Hub:
         self._staff_by_practice: dict[int, set[LiveConnection]] = defaultdict(set)
         self._by_session: dict[int, set[LiveConnection]] = defaultdict(set)
         self._wake = anyio.Event()
+        #: Events announced with a signed copy of their row, by id, not delivered yet.
+        self._announced: dict[int, tuple[StreamEvent, frozenset[int]]] = {}
+        #: Set when announcements may have been lost: the next drain reads the log.
+        self._read_log = True
 
     @property
     def connections(self) -> int:
@@ -60,9 +69,11 @@ class Hub:
                 tasks.start_soon(self._listen)
                 tasks.start_soon(self._keep_alive)
                 while True:
-                    with anyio.move_on_after(POLL_SECONDS):
+                    with anyio.move_on_after(POLL_SECONDS) as poll:
                         await self._wake.wait()
                     self._wake = anyio.Event()
+                    if poll.cancelled_caught:
+                        self._read_log = True
                     try:
                         await self._drain()
                     except Exception:
@@ -90,15 +101,21 @@ class Hub:
         async for item in self.broker.listen():
             if isinstance(item, Resync):
                 # Announcements may have been lost, session ends included: re-check both.
+                self._read_log = True
                 self._wake.set()
                 await self._close_ended_sessions()
                 continue
             try:
-                note = json.loads(item)
-            except ValueError:
+                note, announced = read_note(item)
+            except (ValueError, TypeError, KeyError):
                 continue
             if "event" in note:
-                if int(note["event"]) > self.last_id:
+                event_id = int(note["event"])
+                if event_id > self.last_id:
+                    if announced is None:
+                        self._read_log = True
+                    else:
+                        self._announced[event_id] = announced
                     self._wake.set()
             elif "session_ended" in note:
                 self.close_session(int(note["session_ended"]))
@@ -106,11 +123,31 @@ class Hub:
                 self._typing(note["typing"])
 
     async def _drain(self) -> None:
+        """Deliver what was committed since `last_id`, in order: from the announcements while
+        they follow on from it without a gap, from the log otherwise."""
         while True:
+            for stale in [i for i in self._announced if i <= self.last_id]:
+                del self._announced[stale]
+            batch = []
+            while (
+                following := self._announced.pop(self.last_id + len(batch) + 1, None)
+            ) is not None:
+                batch.append(following)
+            if batch:
+                await self._dispatch(batch)
+                continue
+            if not (self._read_log or self._announced):
+                return
+            # A gap (an announcement lost or still on its way, a rolled-back id), a bell
+            # without a copy, a resync or the poll: the log is the record.
+            self._read_log = False
             batch = await events_after(self.last_id, _BATCH)
             await self._dispatch(batch)
             if len(batch) < _BATCH:
+                # What is still announced was committed after this read: its bell has woken
+                # the hub again already.
                 return
+            self._read_log = True
 
     def _targets(self, event: StreamEvent, recipients: frozenset[int]) -> set[LiveConnection]:
         targets: set[LiveConnection] = set()

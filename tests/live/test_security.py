@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 
 import httpx
 import pytest
+import redis.asyncio as redis
 import websockets
 
 from .conftest import Login
@@ -19,6 +21,7 @@ from .support import (
     MARTIN,
     PETIT,
     Cluster,
+    the_message,
     token,
     wait_until,
     ws_connect,
@@ -178,3 +181,39 @@ async def test_a_resume_point_that_is_not_an_event_id_is_refused(
     with pytest.raises(websockets.InvalidStatus) as refused:
         await ws_connect(cluster.base_url, cookie=martin.cookie_header, after=-1)
     assert refused.value.response.status_code == 403
+
+
+async def test_an_announcement_forged_in_redis_delivers_nothing(
+    redis_cluster: Cluster, people: Login
+) -> None:
+    """Someone who can publish on Redis but does not hold SECRET_KEY names themselves as the
+    recipient of a real message: hubs only trust signed copies of the log, so nothing leaks and
+    live delivery goes on."""
+    base = redis_cluster.base_url
+    assert redis_cluster.redis is not None
+    alice = await people(base, ALICE)
+    martin = await people(base, MARTIN)
+    thread = await alice.thread_id(ALICE_MARTIN_SUBJECT)
+    alice_sse = await alice.sse()
+    chloe_sse = await (await people(base, CHLOE)).sse()
+    secret = token()
+    await alice.say(thread, f"{secret} Mon traitement me fatigue.")
+    await wait_until(lambda: bool(alice_sse.having(secret)), what="Alice's own message")
+    message_id = the_message(alice_sse.updates, secret)
+    last = int(alice_sse.last_id or 0)
+
+    row = ["message.created", thread, None, False, {"message_id": message_id}, list(range(1, 60))]
+    body = json.dumps({"event": last + 1, "row": row}).encode()
+    publisher = redis.Redis.from_url(redis_cluster.redis.url)
+    try:
+        for mac in (b"", b"0" * 64, hashlib.sha256(body).hexdigest().encode()):
+            await publisher.publish("colloque:events", body + b"\n" + mac)
+    finally:
+        await publisher.aclose()
+    after = token()
+    await martin.say(thread, f"{after} Parlons-en en consultation.")
+    await wait_until(lambda: bool(alice_sse.having(after)), what="the next real message")
+    await asyncio.sleep(0.5)
+
+    assert chloe_sse.updates == [], "a forged announcement delivered a message to an outsider"
+    assert len(alice_sse.having(secret)) == 1 and len(alice_sse.having(after)) == 1
