@@ -85,15 +85,23 @@ class RawPoster:
     async def post(self, path: str, form: dict[str, str]) -> int:
         """The answer's status code; the answer's body is read and dropped."""
         body = urlencode(form).encode()
-        if self._idle:
-            reader, writer = self._idle.pop()
-        else:
-            reader, writer = await asyncio.open_connection(self.host, self.port)
-        writer.write(
+        request = (
             f"POST {path} HTTP/1.1\r\n{self.headers}Content-Length: {len(body)}\r\n\r\n".encode()
             + body
         )
-        head = await reader.readuntil(b"\r\n\r\n")
+        while self._idle:
+            reader, writer = self._idle.pop()
+            try:
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                break
+            except (asyncio.IncompleteReadError, ConnectionError):
+                # The server closed it while idle (its keep-alive timeout), as browsers see too.
+                writer.close()
+        else:
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
         if length:
