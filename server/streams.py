@@ -1,10 +1,11 @@
 """The event log behind live streams: recorded inside the change's transaction, announced after.
 
 Every change a user should see live is a `StreamEvent` row committed with the change itself.
-Event ids are committed in increasing order (on PostgreSQL a table lock taken just before the
-insert makes commit order follow id order, SQLite serialises writers anyway), so "every event
-after id N" read from the database never misses one that commits later: that is what
-reconnecting clients and each process's hub read. The broker only rings the bell.
+Event ids are committed in increasing order (on PostgreSQL a transaction-scoped advisory lock
+taken just before the id is drawn makes commit order follow id order, SQLite serialises writers
+anyway), so "every event after id N" read from the database never misses one that commits
+later: that is what reconnecting clients and each process's hub read. The broker only rings the
+bell.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hmac
 import json
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from tortoise import connections
@@ -27,6 +29,9 @@ log = logging.getLogger("colloque.streams")
 
 # Replaying more than this to one client costs more than reloading the page's parts.
 MAX_REPLAY = 500
+
+#: The advisory lock that orders event commits on PostgreSQL (any constant unique to it).
+_EVENT_ORDER_LOCK = int.from_bytes(hashlib.sha256(b"colloque:stream_event").digest()[:7], "big")
 
 STAFF_WIDE_ROLES = (Role.SECRETARY, Role.ADMIN)
 
@@ -58,21 +63,43 @@ async def record(
 
     Call it last in the transaction: the ordering lock is held until commit.
     """
-    if connection.capabilities.dialect == "postgres":
-        await connection.execute_script("LOCK TABLE stream_event IN SHARE ROW EXCLUSIVE MODE")
-    event = await StreamEvent.create(
+    event = StreamEvent(
         kind=kind,
         thread_id=thread_id,
         practice_id=audience.practice_staff_of,
         to_practice_staff=audience.practice_staff_of is not None,
         data=data or {},
-        using_db=connection,
+        created_at=datetime.now(UTC),
     )
-    if audience.user_ids:
-        await StreamRecipient.bulk_create(
-            [StreamRecipient(event_id=event.id, user_id=uid) for uid in sorted(audience.user_ids)],
-            using_db=connection,
+    if sql.is_postgres(connection):
+        # One round trip: the lock, the event and its recipients.
+        rows = await sql.fetch(
+            connection,
+            "WITH ordered AS (SELECT pg_advisory_xact_lock(?)),"
+            " event AS (INSERT INTO stream_event"
+            " (kind, thread_id, practice_id, to_practice_staff, data, created_at)"
+            " SELECT ?::varchar, ?::int, ?::int, ?::bool, ?::jsonb, ?::timestamptz FROM ordered"
+            " RETURNING id),"
+            " named AS (INSERT INTO stream_recipient (event_id, user_id)"
+            " SELECT event.id, person FROM event, unnest(?::int[]) AS person)"
+            " SELECT id FROM event",
+            _EVENT_ORDER_LOCK,
+            event.kind,
+            event.thread_id,
+            event.practice_id,
+            event.to_practice_staff,
+            json.dumps(event.data, separators=(",", ":")),
+            event.created_at,
+            sorted(audience.user_ids),
         )
+        event.id = rows[0]["id"]
+    else:
+        await event.save(using_db=connection)
+        if audience.user_ids:
+            await StreamRecipient.bulk_create(
+                [StreamRecipient(event_id=event.id, user_id=u) for u in sorted(audience.user_ids)],
+                using_db=connection,
+            )
     return Recorded(event, audience.user_ids)
 
 
