@@ -72,9 +72,10 @@ class RawPoster:
     servers it measures, and the clock starts before the request is built.
     """
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, port: int | None = None) -> None:
+        """`port`: another server process than the client's, sessions being valid on all."""
         self.host = client.base_url.host
-        self.port = client.base_url.port or 80
+        self.port = port or client.base_url.port or 80
         self.headers = (
             f"Host: {self.host}:{self.port}\r\nCookie: {cookie_header(client)}\r\n"
             f"X-CSRF-Token: {client.headers['X-CSRF-Token']}\r\n"

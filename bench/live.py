@@ -289,7 +289,9 @@ async def fanout(stack: Stack, seconds: float, rate: float) -> dict[str, float]:
         tallies.extend(staff_tallies)
     readers = ReaderProcess(specs)
     await asyncio.sleep(6)  # every stream open and registered
-    martin = RawPoster(await login(base(stack.ports[0]), MARTIN))
+    # Dr Martin's answers go to both servers in turn, as a load balancer would send them.
+    martin = await login(base(stack.ports[0]), MARTIN)
+    martins = [RawPoster(martin, port) for port in stack.ports]
     posters = [RawPoster(client) for client in patients]
     sent: list[Sent] = []
     posts = []
@@ -300,7 +302,10 @@ async def fanout(stack: Stack, seconds: float, rate: float) -> dict[str, float]:
         thread_index = token % 100
         # One message in ten comes from a patient (patients are rate-limited, so the ten percent
         # rotate over all of them), the rest from staff.
-        sender = posters[thread_index] if token % 10 == (token // 100) % 10 else martin
+        if token % 10 == (token // 100) % 10:
+            sender = posters[thread_index]
+        else:
+            sender = martins[token % len(martins)]
         posts.append(asyncio.create_task(post(sender, thread_ids[thread_index], token, sent)))
     await asyncio.gather(*posts)
     await asyncio.sleep(3)

@@ -326,6 +326,28 @@ class StreamEvent(Model):
         indexes = (Index(fields=("practice_id", "id")), Index(fields=("created_at",)))
 
 
+class PendingEvent(Model):
+    """An event committed with its change, waiting for its number in the log (PostgreSQL).
+
+    Numbers are drawn right after the change commits, by one statement that holds the ordering
+    lock only while the database runs it: no transaction keeps that lock across a round trip to
+    a busy application process, and ids still commit in increasing order.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    kind = fields.CharField(max_length=40)
+    thread_id = fields.IntField(null=True)
+    practice_id = fields.IntField(null=True)
+    to_practice_staff = fields.BooleanField(default=False)
+    data = fields.JSONField(default=dict)
+    #: Ids of the users the event names.
+    recipients = fields.JSONField(default=list)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "pending_event"
+
+
 class StreamRecipient(Model):
     """A user named by an event: the index a reconnecting client replays from."""
 

@@ -1,11 +1,13 @@
 """The event log behind live streams: recorded inside the change's transaction, announced after.
 
-Every change a user should see live is a `StreamEvent` row committed with the change itself.
-Event ids are committed in increasing order (on PostgreSQL a transaction-scoped advisory lock
-taken just before the id is drawn makes commit order follow id order, SQLite serialises writers
-anyway), so "every event after id N" read from the database never misses one that commits
-later: that is what reconnecting clients and each process's hub read. The broker only rings the
-bell.
+Every change a user should see live is recorded with the change itself, in its transaction.
+Event ids are committed in increasing order, so "every event after id N" read from the database
+never misses one that commits later: that is what reconnecting clients and each process's hub
+read. SQLite serialises writers, so an event is numbered when recorded. On PostgreSQL it waits
+in `pending_event` until its change commits, then one short statement numbers everything
+pending under a lock held only while that statement runs (a lock held until the change's own
+commit made every writer of every process wait behind the slowest event loop). The broker only
+rings the bell.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ log = logging.getLogger("colloque.streams")
 # Replaying more than this to one client costs more than reloading the page's parts.
 MAX_REPLAY = 500
 
-#: The advisory lock that orders event commits on PostgreSQL (any constant unique to it).
+#: The advisory lock that orders event numbers on PostgreSQL (any constant unique to it).
 _EVENT_ORDER_LOCK = int.from_bytes(hashlib.sha256(b"colloque:stream_event").digest()[:7], "big")
 
 STAFF_WIDE_ROLES = (Role.SECRETARY, Role.ADMIN)
@@ -61,7 +63,8 @@ async def record(
 ) -> Recorded:
     """Add an event to the log inside the caller's transaction; `announce` it after commit.
 
-    Call it last in the transaction: the ordering lock is held until commit.
+    On PostgreSQL the event waits in `pending_event` and takes its number when announced; on
+    SQLite, whose writers take turns anyway, it is numbered at once.
     """
     event = StreamEvent(
         kind=kind,
@@ -72,27 +75,19 @@ async def record(
         created_at=datetime.now(UTC),
     )
     if sql.is_postgres(connection):
-        # One round trip: the lock, the event and its recipients.
-        rows = await sql.fetch(
+        await sql.fetch(
             connection,
-            "WITH ordered AS (SELECT pg_advisory_xact_lock(?)),"
-            " event AS (INSERT INTO stream_event"
-            " (kind, thread_id, practice_id, to_practice_staff, data, created_at)"
-            " SELECT ?::varchar, ?::int, ?::int, ?::bool, ?::jsonb, ?::timestamptz FROM ordered"
-            " RETURNING id),"
-            " named AS (INSERT INTO stream_recipient (event_id, user_id)"
-            " SELECT event.id, person FROM event, unnest(?::int[]) AS person)"
-            " SELECT id FROM event",
-            _EVENT_ORDER_LOCK,
+            "INSERT INTO pending_event"
+            " (kind, thread_id, practice_id, to_practice_staff, data, recipients, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             event.kind,
             event.thread_id,
             event.practice_id,
             event.to_practice_staff,
-            json.dumps(event.data, separators=(",", ":")),
+            _json(event.data),
+            _json(sorted(audience.user_ids)),
             event.created_at,
-            sorted(audience.user_ids),
         )
-        event.id = rows[0]["id"]
     else:
         await event.save(using_db=connection)
         if audience.user_ids:
@@ -101,6 +96,58 @@ async def record(
                 using_db=connection,
             )
     return Recorded(event, audience.user_ids)
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+# Moves every committed pending event into the log, numbered in the order they were recorded.
+# The advisory lock is taken before any number is drawn and released when this statement
+# commits, so numbers commit in increasing order; the database holds it for as long as the
+# statement runs, never while waiting on an application process.
+_NUMBER_PENDING = (
+    "WITH moved AS (DELETE FROM pending_event"
+    " WHERE EXISTS (SELECT pg_advisory_xact_lock($1))"
+    " RETURNING id, kind, thread_id, practice_id, to_practice_staff, data, recipients,"
+    " created_at),"
+    " numbered AS (SELECT nextval(pg_get_serial_sequence('stream_event', 'id')) AS event_id, m.*"
+    " FROM (SELECT * FROM moved ORDER BY id) AS m),"
+    " events AS (INSERT INTO stream_event"
+    " (id, kind, thread_id, practice_id, to_practice_staff, data, created_at)"
+    " SELECT event_id, kind, thread_id, practice_id, to_practice_staff, data, created_at"
+    " FROM numbered),"
+    " named AS (INSERT INTO stream_recipient (event_id, user_id)"
+    " SELECT event_id, person::int FROM numbered, jsonb_array_elements_text(recipients) AS person)"
+    " SELECT event_id, kind, thread_id, practice_id, to_practice_staff, data, recipients,"
+    " created_at FROM numbered ORDER BY event_id"
+)
+
+
+async def _number_pending() -> list[Recorded]:
+    connection = connections.get("default")
+    if not sql.is_postgres(connection):
+        return []
+    rows = await connection.execute_query_dict(_NUMBER_PENDING, [_EVENT_ORDER_LOCK])
+    return [
+        Recorded(
+            StreamEvent(
+                id=row["event_id"],
+                kind=row["kind"],
+                thread_id=row["thread_id"],
+                practice_id=row["practice_id"],
+                to_practice_staff=row["to_practice_staff"],
+                data=_loaded(row["data"]),
+                created_at=row["created_at"],
+            ),
+            frozenset(_loaded(row["recipients"])),
+        )
+        for row in rows
+    ]
+
+
+def _loaded(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
@@ -139,6 +186,28 @@ def _mac(body: bytes) -> bytes:
 
 
 async def announce(recorded: Recorded) -> None:
+    """Call after the commit of the change that recorded the event: numbers what is pending
+    (this event, and any other that is waiting), then tells every process."""
+    if recorded.event.id is not None:
+        await _note(recorded)
+        return
+    await number_pending()
+
+
+async def number_pending() -> None:
+    """Number and announce whatever events wait (PostgreSQL). Hubs also run it on their poll,
+    for an event whose process stopped between its commit and its announcement."""
+    try:
+        numbered = await _number_pending()
+    except Exception:
+        # The change is committed; its event is numbered by the next announcement or poll.
+        log.exception("could not number pending events; the next poll will")
+        return
+    for recorded in numbered:
+        await _note(recorded)
+
+
+async def _note(recorded: Recorded) -> None:
     """Tell every process that the log holds everything up to this committed event.
 
     The note carries a signed copy of the event's row (references only, never content), so

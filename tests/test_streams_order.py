@@ -25,11 +25,13 @@ async def test_a_reader_following_the_log_misses_no_event_of_concurrent_writers(
 
     async def write(delay: float) -> None:
         async with in_transaction() as connection:
-            await streams.record(
+            recorded = await streams.record(
                 connection, "test.order", streams.Audience(frozenset({1})), data={"d": delay}
             )
             # Still uncommitted: a later writer's event must not become visible before this one.
             await anyio.sleep(delay)
+        await anyio.sleep(delay / 2)
+        await streams.announce(recorded)
 
     async def follow() -> None:
         last = start

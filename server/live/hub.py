@@ -20,6 +20,7 @@ from server.streams import (
     STAFF_WIDE_ROLES,
     events_after,
     latest_event_id,
+    number_pending,
     read_note,
     replay_for,
 )
@@ -74,6 +75,7 @@ class Hub:
                     self._wake = anyio.Event()
                     if poll.cancelled_caught:
                         self._read_log = True
+                        await number_pending()
                     try:
                         await self._drain()
                     except Exception:
