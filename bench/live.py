@@ -232,6 +232,7 @@ async def post(client: RawPoster, thread_id: int, token: int, sent: list[Sent]) 
 def summarise(sent: list[Sent], audiences: dict[int, list[Tally]]) -> dict[str, float]:
     """Latency of every delivery, and what was lost or duplicated, per message and client."""
     latencies, expected, received, duplicates = [], 0, 0, 0
+    after_answer: list[float] = []
     for message in sent:
         if not message.ok:
             continue
@@ -241,6 +242,7 @@ def summarise(sent: list[Sent], audiences: dict[int, list[Tally]]) -> dict[str, 
             if at is not None:
                 received += 1
                 latencies.append((at - message.at) * 1000)
+                after_answer.append((at - message.answered) * 1000)
     for tally in {id(t): t for ts in audiences.values() for t in ts}.values():
         duplicates += tally.duplicates
     ok = [m for m in sent if m.ok]
@@ -249,6 +251,8 @@ def summarise(sent: list[Sent], audiences: dict[int, list[Tally]]) -> dict[str, 
     return {
         "post_p50": percentile(answers, 0.50),
         "post_p99": percentile(answers, 0.99),
+        "after_answer_p50": percentile(after_answer, 0.50),
+        "after_answer_p99": percentile(after_answer, 0.99),
         "messages": len(ok),
         "refused": len(sent) - len(ok),
         "deliveries": received,

@@ -21,9 +21,9 @@ from core_support import (
     user,
 )
 
-from server import queries
-from server.actions import messages, threads
-from server.models import Message, MessageKind, Practice, ReadState, Thread, User
+from server import queries, streams
+from server.actions import audit, messages, threads
+from server.models import AuditEvent, Message, MessageKind, Practice, ReadState, Thread, User
 from server.rules import quotas
 from server.rules.refusal import Refused
 
@@ -65,6 +65,43 @@ async def test_staff_answer_takes_the_next_sequence_number() -> None:
     assert stored.last_message_at >= thread.created_at
     assert await _seqs(thread.id) == [1, 2, 3]
     assert (await Message.get(id=message.id)).body == "Votre ordonnance est prête."
+
+
+@pytest.mark.parametrize("author_email", [MARTIN, ALICE])
+async def test_a_message_is_stored_audited_read_and_announced_together(author_email: str) -> None:
+    author = await user(author_email)
+    thread = await thread_by_subject(SUBJECT_RENEWAL)
+    before = await streams.latest_event_id()
+
+    message = await messages.post_message(author, thread, "Renouvellement pour trois mois")
+
+    stored = await Message.get(id=message.id)
+    assert (stored.thread_id, stored.seq, stored.author_id) == (thread.id, message.seq, author.id)
+    assert stored.body == "Renouvellement pour trois mois"
+    assert (
+        await ReadState.get(user_id=author.id, thread_id=thread.id)
+    ).last_read_seq == message.seq
+    line = (
+        await AuditEvent.filter(action="message.posted", actor_id=author.id).order_by("-id").first()
+    )
+    assert line is not None
+    assert (line.thread_id, line.practice_id, line.object, line.detail) == (
+        thread.id,
+        thread.practice_id,
+        f"thread:{thread.id}",
+        {"seq": message.seq},
+    )
+    assert line.subject == audit.pseudonym(thread.patient_id)
+    [(event, recipients)] = await streams.events_after(before, 10)
+    assert (event.kind, event.thread_id, event.practice_id, event.to_practice_staff) == (
+        "message.created",
+        thread.id,
+        thread.practice_id,
+        True,
+    )
+    assert event.data == {"message_id": message.id, "seq": message.seq}
+    people = {thread.patient_id, thread.practitioner_id, thread.assignee_id}
+    assert recipients == people - {None}
 
 
 async def test_patient_message_is_a_patient_message() -> None:

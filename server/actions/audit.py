@@ -59,7 +59,7 @@ async def record(
 ) -> None:
     """Write one audit line. `detail` holds non-content facts only (a status, an id)."""
     if object is None:
-        object = f"thread:{thread_id}" if thread_id is not None else ""
+        object = thread_object(thread_id) if thread_id is not None else ""
     await AuditEvent.create(
         actor_id=actor_id,
         action=action,
@@ -71,6 +71,10 @@ async def record(
         detail=detail or {},
         using_db=using,
     )
+
+
+def thread_object(thread_id: int) -> str:
+    return f"thread:{thread_id}"[:_OBJECT_CHARS]
 
 
 async def record_thread(

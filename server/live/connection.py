@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -67,6 +68,7 @@ class LiveConnection:
         "locale",
         "session_id",
         "user",
+        "written_at",
     )
 
     def __init__(
@@ -76,8 +78,11 @@ class LiveConnection:
         self.session_id = session_id
         self.locale = locale
         self.csrf_token = csrf_token
-        #: The hub pings it every PING_SECONDS (SSE: proxies drop silent connections).
+        #: The hub pings it after PING_SECONDS without a write (SSE: proxies drop silent
+        #: connections).
         self.heartbeat = heartbeat
+        #: time.monotonic() of the last write, or of the opening.
+        self.written_at = time.monotonic()
         #: Last event id queued for this client; anything at or before it is not sent again.
         self.last_id = 0
         self.closed = False
@@ -136,6 +141,7 @@ class LiveConnection:
                 # Replayed items are queued first, so the first ones taken are the backlog.
                 self._backlog = max(0, self._backlog - len(items))
                 await self._flush(items)
+                self.written_at = time.monotonic()
         finally:
             self._writer = None
 

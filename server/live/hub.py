@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +32,7 @@ log = logging.getLogger("colloque.live")
 # The broker rings on every commit; this poll is the safety net for a bell that never rang
 # (a process that died between commit and publish, a publish that timed out).
 POLL_SECONDS = 2.0
+_PING_TICK_SECONDS = 1.0
 _BATCH = 500
 
 #: The hubs running in this process, for the server to end their streams when it stops.
@@ -87,13 +89,20 @@ class Hub:
 
     async def _keep_alive(self) -> None:
         """Pings for the streams that need them, and the periodic session re-check: one timer
-        for the whole process instead of one per connection."""
+        for the whole process instead of one per connection.
+
+        A stream is pinged once it has been silent for PING_SECONDS, not all of them at the
+        same tick: thousands of pings written at once stalled the event loop for tens of
+        milliseconds, delaying every live delivery behind them. Streams that receive events
+        need no ping at all.
+        """
         checked_at = anyio.current_time()
         while True:
-            await anyio.sleep(PING_SECONDS)
+            await anyio.sleep(_PING_TICK_SECONDS)
+            silent_since = time.monotonic() - PING_SECONDS
             for members in list(self._by_session.values()):
                 for connection in members:
-                    if connection.heartbeat:
+                    if connection.heartbeat and connection.written_at <= silent_since:
                         connection.ping()
             if anyio.current_time() - checked_at >= CHECK_SECONDS:
                 checked_at = anyio.current_time()
