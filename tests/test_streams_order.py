@@ -59,3 +59,18 @@ async def test_a_reader_following_the_log_misses_no_event_of_concurrent_writers(
     )
     assert len(written) == WRITERS
     assert seen == written, "the follower skipped or reordered events"
+
+
+async def test_an_event_left_pending_by_a_stopped_process_is_numbered_later() -> None:
+    """A process that stopped between its change's commit and the announcement leaves the
+    event pending (PostgreSQL); the next announcement or hub poll numbers it."""
+    start = await streams.latest_event_id()
+    async with in_transaction() as connection:
+        await streams.record(connection, "test.left", streams.Audience(frozenset({1})))
+
+    await streams.number_pending()
+
+    [(event, recipients)] = await streams.events_after(start, 10)
+    assert (event.kind, recipients) == ("test.left", frozenset({1}))
+    await streams.number_pending()
+    assert len(await streams.events_after(start, 10)) == 1, "numbered twice"
