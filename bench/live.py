@@ -488,7 +488,9 @@ def main() -> None:
                 print("fanout", results["fanout"], flush=True)
         if "queue" in only:
             with servers(env, 2, logs) as stack:
-                results["queue"] = asyncio.run(queue_storm(stack, 8 if args.quick else 15, QUEUE_SENDERS))
+                results["queue"] = asyncio.run(
+                    queue_storm(stack, 8 if args.quick else 15, QUEUE_SENDERS)
+                )
                 print("queue", results["queue"], flush=True)
         if "idle" in only:
             for kind, ws in (
