@@ -118,10 +118,10 @@ class Hub:
                 continue
             try:
                 note, announced = read_note(item)
+                event_id = int(note["event"]) if "event" in note else None
             except (ValueError, TypeError, KeyError):
                 continue
-            if "event" in note:
-                event_id = int(note["event"])
+            if event_id is not None:
                 if event_id > self.last_id:
                     if announced is None:
                         self._read_log = True
