@@ -208,6 +208,9 @@ async def test_an_announcement_forged_in_redis_delivers_nothing(
     try:
         for mac in (b"", b"0" * 64, hashlib.sha256(body).hexdigest().encode()):
             await publisher.publish("colloque:events", body + b"\n" + mac)
+        # Malformed notes are ignored too, without stopping the hub's listener.
+        for junk in (b'{"event": "x"}', b'{"event": null}', b"[1, 2]", b"\xff\xfe", b"{"):
+            await publisher.publish("colloque:events", junk)
     finally:
         await publisher.aclose()
     after = token()
