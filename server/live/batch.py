@@ -29,17 +29,6 @@ class Preloaded:
     #: Practice teams, filled on first use.
     teams: dict[int, list[User]] = field(default_factory=dict)
 
-    def read_mark(self, user_id: int, thread_id: int) -> int | None:
-        """The mark, 0 when none; None when the batch did not cover that pair (ask the database)."""
-        thread = self.threads.get(thread_id)
-        if thread is None or user_id not in (
-            thread.patient_id,
-            thread.practitioner_id,
-            thread.assignee_id,
-        ):
-            return None
-        return self.read_marks.get((user_id, thread_id), 0)
-
 
 async def preload(events: list[StreamEvent]) -> Preloaded:
     """Messages come with their thread (one query for a batch of new messages); threads of

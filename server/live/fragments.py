@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from server.actions.visibility import may_read_content
 from server.live.batch import Preloaded, preload
 from server.live.connection import CSRF_PLACEHOLDER, LiveConnection
-from server.models import Message, ReadState, Role, StreamEvent, Thread, ThreadStatus, User
+from server.models import Message, Role, StreamEvent, Thread, ThreadStatus, User
 from server.queries import ThreadRow, practice_team
 from server.rules.access import is_staff
 from server.streams import STAFF_WIDE_ROLES
@@ -52,7 +52,6 @@ class EventRenderer:
         self.thread: Thread | None = None
         self.message: Message | None = None
         self._parts: dict[tuple[object, ...], str] = {}
-        self._team: list[User] | None = None
 
     async def _load(self) -> None:
         if self._loaded:
@@ -147,15 +146,18 @@ class EventRenderer:
             content_visible=visible,
         )
 
+    @property
+    def _batch(self) -> Preloaded:
+        assert self._preloaded is not None, "read once _load has run"
+        return self._preloaded
+
     async def _team_members(self) -> list[User]:
-        if self._team is None:
-            assert self.thread is not None
-            practice_id = self.thread.practice_id
-            teams = self._preloaded.teams if self._preloaded is not None else {}
-            if practice_id not in teams:
-                teams[practice_id] = await practice_team(practice_id)
-            self._team = teams[practice_id]
-        return self._team
+        assert self.thread is not None
+        practice_id = self.thread.practice_id
+        teams = self._batch.teams
+        if practice_id not in teams:
+            teams[practice_id] = await practice_team(practice_id)
+        return teams[practice_id]
 
     async def _header(self, connection: LiveConnection) -> str:
         assert self.thread is not None
@@ -186,12 +188,8 @@ class EventRenderer:
         """The user's own list row, moved to the top: delete, then insert at the start."""
         thread = self.thread
         assert thread is not None
-        read = None
-        if self._preloaded is not None:
-            read = self._preloaded.read_mark(connection.user.id, thread.id)
-        if read is None:
-            state = await ReadState.get_or_none(user_id=connection.user.id, thread_id=thread.id)
-            read = state.last_read_seq if state else 0
+        # Only the thread's named people get a row: the batch read their marks.
+        read = self._batch.read_marks.get((connection.user.id, thread.id), 0)
         unread = max(0, thread.last_seq - read)
         row = ThreadRow(thread, unread, datetime.now(UTC) - thread.created_at)
         template = (
